@@ -1,0 +1,1 @@
+//! IAM objects and the policy engine (in progress).

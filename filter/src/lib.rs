@@ -1,0 +1,1 @@
+//! Envoy proxy-wasm filter (in progress).
