@@ -41,7 +41,8 @@ impl fmt::Display for Algorithm {
 #[derive(Clone)]
 pub enum KeyMaterial {
     Es256(ES256PublicKey),
-    Rs256(RS256PublicKey),
+    // Boxed: an RSA key is several times the size of the others.
+    Rs256(Box<RS256PublicKey>),
     EdDsa(Ed25519PublicKey),
 }
 
@@ -104,7 +105,11 @@ pub struct SkippedKey {
 impl fmt::Display for SkippedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kid {
-            Some(kid) => write!(f, "key #{} (kid {kid:?}) skipped: {}", self.index, self.reason),
+            Some(kid) => write!(
+                f,
+                "key #{} (kid {kid:?}) skipped: {}",
+                self.index, self.reason
+            ),
             None => write!(f, "key #{} skipped: {}", self.index, self.reason),
         }
     }
@@ -239,7 +244,9 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
             let x = b64(&jwk.x, "EC x is not base64url")?;
             let y = b64(&jwk.y, "EC y is not base64url")?;
             if x.len() != 32 || y.len() != 32 {
-                return Err(SkipReason::InvalidMaterial("EC P-256 coordinates are not 32 bytes"));
+                return Err(SkipReason::InvalidMaterial(
+                    "EC P-256 coordinates are not 32 bytes",
+                ));
             }
             let mut point = Vec::with_capacity(65);
             point.push(0x04);
@@ -255,7 +262,7 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
             let pk = RS256PublicKey::from_components(&n, &e).map_err(|_| {
                 SkipReason::InvalidMaterial("RSA modulus must be 2048-4096 bits, exponent 65537")
             })?;
-            (Algorithm::RS256, KeyMaterial::Rs256(pk))
+            (Algorithm::RS256, KeyMaterial::Rs256(Box::new(pk)))
         }
         ("OKP", Some("Ed25519")) if alg_is(&["EdDSA", "Ed25519"]) => {
             let x = b64(&jwk.x, "OKP x is not base64url")?;
@@ -265,11 +272,7 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
         }
         _ => return Err(unsupported()),
     };
-    Ok(VerifyingKey {
-        kid,
-        alg,
-        material,
-    })
+    Ok(VerifyingKey { kid, alg, material })
 }
 
 /// The RFC 7638 thumbprint of an EC P-256 public key, given its affine

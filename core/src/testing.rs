@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair};
+use jwt_simple::prelude::ES256KeyPair;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
@@ -28,13 +28,16 @@ impl TestKey {
 
     /// A key from a PKCS#8 or SEC1 PEM, as `openssl ecparam -genkey` writes.
     pub fn from_pem(pem: &str) -> Option<Self> {
-        ES256KeyPair::from_pem(pem).ok().map(|p| Self::from_pair(&p))
+        ES256KeyPair::from_pem(pem)
+            .ok()
+            .map(|p| Self::from_pair(&p))
     }
 
     fn from_pair(pair: &ES256KeyPair) -> Self {
-        let point = pair.public_key().public_key().to_bytes_uncompressed();
-        let (x, y) = (point[1..33].to_vec(), point[33..65].to_vec());
         let signing = SigningKey::from_slice(&pair.to_bytes()).expect("a P-256 scalar");
+        let point = signing.verifying_key().to_sec1_point(false);
+        let bytes = point.as_bytes();
+        let (x, y) = (bytes[1..33].to_vec(), bytes[33..65].to_vec());
         TestKey {
             signing,
             kid: ec_p256_thumbprint(&x, &y),

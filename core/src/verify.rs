@@ -1,7 +1,7 @@
 //! Compact-JWS verification in a fixed order, each step cheaper than the next
-//! and none trusting the token before its signature is checked:
-//! 1. length cap; 2. three base64url segments; 3. the header, refusing `crit`;
-//! 4. `kid` lookup and the key's algorithm; 5. the signature; 6. the claims.
+//! and none trusting the token before its signature is checked: the length
+//! cap, three base64url segments, the header (refusing `crit`), the `kid` and
+//! the algorithm its key is bound to, the signature, and only then the claims.
 //! `jku`, `x5u` and `jwk` headers are never read, let alone fetched.
 
 use std::collections::HashSet;
