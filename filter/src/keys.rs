@@ -1,0 +1,156 @@
+//! The JWKS lifecycle for one key source, shared by every Envoy worker.
+//!
+//! Each worker runs its own VM, so without coordination N workers would
+//! fetch N times. Workers instead agree through proxy-wasm shared data:
+//! - `<prefix>jwks` holds the last good JWKS document;
+//! - `<prefix>state` holds a small record: the document's version, when the
+//!   next refresh is due, a fetch lease, and when the last fetch started.
+//!
+//! A worker takes the lease with a compare-and-swap before fetching, so one
+//! fetch serves all. Everyone polls the small record on its tick and reloads
+//! the document only when the version moves. A failed fetch keeps the last
+//! good document. This module is the pure part: record encoding and the
+//! decisions; `worker.rs` does the I/O through the host.
+
+use std::fmt;
+
+/// The shared record. Encoded as short text so it is cheap to copy on every
+/// tick and readable in a debugger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SharedState {
+    /// Bumped whenever `jwks` changes. 0: no document yet.
+    pub version: u64,
+    /// When the next periodic fetch is due (ms since the epoch).
+    pub next_fetch_ms: u64,
+    /// A fetch is in flight until this time; 0 when free.
+    pub lease_until_ms: u64,
+    /// When the last fetch started, for rate-limiting unknown-kid refetches.
+    pub last_attempt_ms: u64,
+    /// Consecutive failures, for the log and backoff.
+    pub failures: u32,
+}
+
+impl SharedState {
+    pub fn encode(&self) -> String {
+        format!(
+            "v1 {} {} {} {} {}",
+            self.version,
+            self.next_fetch_ms,
+            self.lease_until_ms,
+            self.last_attempt_ms,
+            self.failures
+        )
+    }
+
+    /// None for anything this version did not write; the caller then treats
+    /// the record as absent and overwrites it.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut it = text.split(' ');
+        if it.next()? != "v1" {
+            return None;
+        }
+        let mut num = || it.next()?.parse::<u64>().ok();
+        let state = SharedState {
+            version: num()?,
+            next_fetch_ms: num()?,
+            lease_until_ms: num()?,
+            last_attempt_ms: num()?,
+            failures: u32::try_from(num()?).ok()?,
+        };
+        Some(state)
+    }
+
+    pub fn lease_free(&self, now_ms: u64) -> bool {
+        self.lease_until_ms <= now_ms
+    }
+
+    /// Should a fetch start now? Periodic refresh, or an unknown `kid` seen
+    /// and the rate limit allows another look.
+    pub fn fetch_due(&self, now_ms: u64, refetch_wanted: bool, min_refetch_ms: u64) -> bool {
+        self.lease_free(now_ms)
+            && (now_ms >= self.next_fetch_ms
+                || (refetch_wanted && self.refetch_allowed(now_ms, min_refetch_ms)))
+    }
+
+    pub fn refetch_allowed(&self, now_ms: u64, min_refetch_ms: u64) -> bool {
+        now_ms >= self.last_attempt_ms.saturating_add(min_refetch_ms)
+    }
+
+    /// The record with the lease taken.
+    pub fn leased(&self, now_ms: u64, timeout_ms: u64) -> Self {
+        SharedState {
+            // The lease outlives the call's own timeout, so a worker that
+            // dies mid-fetch only delays the next one.
+            lease_until_ms: now_ms + timeout_ms + 1_000,
+            last_attempt_ms: now_ms,
+            ..*self
+        }
+    }
+
+    /// The record after a fetch: the lease released and the next fetch set.
+    pub fn after_fetch(
+        &self,
+        now_ms: u64,
+        result: FetchResult,
+        refresh_ms: u64,
+        retry_ms: u64,
+    ) -> Self {
+        match result {
+            FetchResult::Changed => SharedState {
+                version: self.version + 1,
+                next_fetch_ms: now_ms + refresh_ms,
+                lease_until_ms: 0,
+                failures: 0,
+                ..*self
+            },
+            FetchResult::Unchanged => SharedState {
+                next_fetch_ms: now_ms + refresh_ms,
+                lease_until_ms: 0,
+                failures: 0,
+                ..*self
+            },
+            FetchResult::Failed => {
+                let failures = self.failures.saturating_add(1);
+                // Back off 1x, 2x, 4x... the retry interval, never past the
+                // refresh interval.
+                let backoff = retry_ms.saturating_mul(1 << (failures - 1).min(6));
+                SharedState {
+                    next_fetch_ms: now_ms + backoff.min(refresh_ms.max(retry_ms)),
+                    lease_until_ms: 0,
+                    failures,
+                    ..*self
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchResult {
+    Changed,
+    Unchanged,
+    Failed,
+}
+
+/// Why a fetched JWKS was not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// The call itself failed (no healthy upstream, timeout, reset).
+    NoResponse,
+    Status(u16),
+    Body(mesh_auth_core::JwksError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NoResponse => f.write_str("no response (connection failed or timed out)"),
+            FetchError::Status(s) => write!(f, "HTTP status {s}"),
+            FetchError::Body(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,594 @@
+//! One root context's state and the per-request state machine. Everything
+//! here talks to Envoy only through [`Host`], so it runs under unit tests.
+//!
+//! A request ends in exactly one place, [`Worker::apply`]: continue, or
+//! answer 401/403/503 locally. A request whose token names an unknown `kid`
+//! (or that arrives before any keys) may instead wait, paused, for a JWKS
+//! fetch; the fetch's completion (or a timeout on the tick) resolves it.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mesh_auth_core::bearer::bearer_token;
+use mesh_auth_core::claims::GatewayClaims;
+use mesh_auth_core::invoke::authorize_invoke;
+use mesh_auth_core::jwks::KeySet;
+use mesh_auth_core::verify::{TokenError, verify};
+use mesh_auth_core::{FunctionId, InvokeDenial};
+
+use crate::cache::{Outcome, TokenCache};
+use crate::config::{Compiled, IdentitySource, KeySource, Mode, RemoteJwks};
+use crate::host::{Host, LogLevel};
+use crate::keys::{FetchError, FetchResult, SharedState};
+use crate::metrics::{Counter, Metrics};
+
+/// Headers this filter sets. Stripped from every incoming request first, so
+/// a client can never forge them.
+pub const SUBJECT_HEADER: &str = "x-faas-mesh-auth-subject";
+pub const AUDIT_HEADER: &str = "x-faas-mesh-auth-audit";
+
+/// How often the root context ticks: the latency of noticing another
+/// worker's fetch, and of starting an unknown-kid refetch.
+pub const TICK_MS: u64 = 100;
+/// Paused requests per worker; beyond this they are answered at once.
+const MAX_WAITERS: usize = 512;
+/// Largest JWKS response read from the host.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// What a stream should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Pause,
+}
+
+/// A final answer for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow { subject: Option<Rc<str>> },
+    Deny(InvokeDenial),
+    Unavailable(Unavailable),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    NoKeys,
+    NoIdentity,
+}
+
+impl Unavailable {
+    fn code(self) -> &'static str {
+        match self {
+            Unavailable::NoKeys => "no_keys",
+            Unavailable::NoIdentity => "no_identity",
+        }
+    }
+}
+
+enum Verdict {
+    Final(Decision),
+    /// Pause until the keys settle.
+    Wait,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    context: u32,
+    token: String,
+    since_ms: u64,
+    deadline_ms: u64,
+}
+
+pub struct Worker {
+    root_context: u32,
+    cfg: Rc<Compiled>,
+    keys: Option<Arc<KeySet>>,
+    /// Version of the shared document `keys` came from.
+    key_version: u64,
+    /// The shared record as last read.
+    shared: SharedState,
+    cache: TokenCache,
+    waiters: Vec<Waiter>,
+    /// Our own JWKS call in flight, if any.
+    in_flight: Option<u32>,
+    refetch_wanted: bool,
+    metrics: Metrics,
+}
+
+impl Worker {
+    pub fn new(host: &dyn Host, root_context: u32, cfg: Compiled) -> Self {
+        let keys = match &cfg.keys {
+            KeySource::Local(set) => Some(set.clone()),
+            KeySource::Remote(_) => None,
+        };
+        let worker = Worker {
+            root_context,
+            cache: TokenCache::new(cfg.cache_entries),
+            cfg: Rc::new(cfg),
+            keys,
+            key_version: 0,
+            shared: SharedState::default(),
+            waiters: Vec::new(),
+            in_flight: None,
+            refetch_wanted: false,
+            metrics: Metrics::define(host),
+        };
+        worker.log_startup(host);
+        worker.init_shared(host);
+        worker
+    }
+
+    /// Does this worker need ticks (it fetches keys)?
+    pub fn needs_ticks(&self) -> bool {
+        matches!(self.cfg.keys, KeySource::Remote(_))
+    }
+
+    fn remote(&self) -> Option<&RemoteJwks> {
+        match &self.cfg.keys {
+            KeySource::Remote(r) => Some(r),
+            KeySource::Local(_) => None,
+        }
+    }
+
+    fn log_startup(&self, host: &dyn Host) {
+        let keys = match &self.cfg.keys {
+            KeySource::Local(set) => format!("local_jwks ({} keys)", set.len()),
+            KeySource::Remote(r) => format!(
+                "cluster {:?} {}{} every {}s",
+                r.cluster,
+                r.authority,
+                r.path,
+                r.refresh_ms / 1000
+            ),
+        };
+        let mode = match self.cfg.mode {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        };
+        match &self.cfg.function {
+            Ok((id, source)) => {
+                let from = match source {
+                    IdentitySource::Config => "config",
+                    IdentitySource::NodeMetadata => "node metadata",
+                };
+                host.log(
+                    LogLevel::Info,
+                    &format!("faas-mesh-auth: guarding function {id} (from {from}); keys from {keys}; mode {mode}"),
+                );
+            }
+            Err(e) => host.log(
+                LogLevel::Error,
+                &format!(
+                    "faas-mesh-auth: function identity unknown, every request will get 503: {e}"
+                ),
+            ),
+        }
+    }
+
+    // ---- requests ------------------------------------------------------
+
+    /// `on_http_request_headers` for stream `context`.
+    pub fn on_request(&mut self, host: &dyn Host, context: u32) -> Flow {
+        host.set_request_header(SUBJECT_HEADER, None);
+        host.set_request_header(AUDIT_HEADER, None);
+        if let Some(path) = host.request_header(":path")
+            && self.cfg.is_exempt(&path)
+        {
+            self.metrics.inc(host, Counter::Exempt);
+            return Flow::Continue;
+        }
+        let header = host.request_header("authorization");
+        let token = match header.as_deref().map(bearer_token) {
+            Some(Ok(t)) => t,
+            _ => return self.apply(host, Decision::Deny(InvokeDenial::MissingToken)),
+        };
+        let now = host.now_ms();
+        match self.evaluate(host, token, now, true) {
+            Verdict::Final(d) => self.apply(host, d),
+            Verdict::Wait => {
+                self.waiters.push(Waiter {
+                    context,
+                    token: token.to_owned(),
+                    since_ms: now,
+                    deadline_ms: now + self.remote().map_or(0, |r| r.timeout_ms) + 2 * TICK_MS,
+                });
+                Flow::Pause
+            }
+        }
+    }
+
+    /// The stream is gone: forget it if it was waiting.
+    pub fn on_stream_done(&mut self, context: u32) {
+        self.waiters.retain(|w| w.context != context);
+    }
+
+    fn evaluate(&mut self, host: &dyn Host, token: &str, now_ms: u64, can_wait: bool) -> Verdict {
+        let cfg = Rc::clone(&self.cfg);
+        let id: &FunctionId = match &cfg.function {
+            Ok((id, _)) => id,
+            Err(_) => return Verdict::Final(Decision::Unavailable(Unavailable::NoIdentity)),
+        };
+        let now = now_ms / 1000;
+        if let Some(outcome) = self.cache.get(token, now) {
+            self.metrics.inc(host, Counter::CacheHit);
+            return Verdict::Final(match outcome {
+                Outcome::Allow { subject } => Decision::Allow {
+                    subject: subject.clone(),
+                },
+                Outcome::Denied(d) => Decision::Deny(d.clone()),
+            });
+        }
+        let Some(keys) = self.keys.clone() else {
+            // Before the first keys: wait for a fetch that is running or
+            // about to, otherwise fail closed at once.
+            if can_wait && self.waiters.len() < MAX_WAITERS && self.fetch_soon(now_ms) {
+                return Verdict::Wait;
+            }
+            return Verdict::Final(Decision::Unavailable(Unavailable::NoKeys));
+        };
+        self.metrics.inc(host, Counter::CacheMiss);
+        match verify::<GatewayClaims>(token, &keys, &cfg.validation, now) {
+            Ok(v) => {
+                let outcome = match authorize_invoke(&v.claims, id) {
+                    Ok(()) => Outcome::Allow {
+                        subject: v
+                            .claims
+                            .sub
+                            .as_deref()
+                            .filter(|s| header_safe(s))
+                            .map(Rc::from),
+                    },
+                    Err(d) => Outcome::Denied(d),
+                };
+                let valid_until = v.claims.exp.saturating_add(cfg.validation.leeway_seconds());
+                self.cache.insert(token, outcome.clone(), valid_until, now);
+                Verdict::Final(match outcome {
+                    Outcome::Allow { subject } => Decision::Allow { subject },
+                    Outcome::Denied(d) => Decision::Deny(d),
+                })
+            }
+            Err(TokenError::UnknownKid(kid)) if can_wait && self.may_refetch(now_ms) => {
+                if !self.refetch_wanted {
+                    host.log(
+                        LogLevel::Info,
+                        &format!(
+                            "faas-mesh-auth: token names unknown kid {kid:?}; refetching keys"
+                        ),
+                    );
+                    self.metrics.inc(host, Counter::UnknownKidRefetch);
+                }
+                self.refetch_wanted = true;
+                Verdict::Wait
+            }
+            Err(e) => Verdict::Final(Decision::Deny(InvokeDenial::Token(e))),
+        }
+    }
+
+    /// An unknown kid may wait for a refetch if one is running or allowed.
+    fn may_refetch(&self, now_ms: u64) -> bool {
+        let Some(remote) = self.remote() else {
+            return false;
+        };
+        self.waiters.len() < MAX_WAITERS
+            && (self.fetch_running(now_ms)
+                || self.shared.refetch_allowed(now_ms, remote.min_refetch_ms))
+    }
+
+    /// A fetch is in flight here or in another worker.
+    fn fetch_running(&self, now_ms: u64) -> bool {
+        self.in_flight.is_some() || !self.shared.lease_free(now_ms)
+    }
+
+    /// A fetch is running or will start on the next tick.
+    fn fetch_soon(&self, now_ms: u64) -> bool {
+        self.remote().is_some()
+            && (self.fetch_running(now_ms) || now_ms >= self.shared.next_fetch_ms)
+    }
+
+    /// The one place a decision becomes a response.
+    fn apply(&self, host: &dyn Host, decision: Decision) -> Flow {
+        let (code, status, challenge, body) = match decision {
+            Decision::Allow { subject } => {
+                self.metrics.inc(host, Counter::Allowed);
+                if let Some(s) = subject {
+                    host.set_request_header(SUBJECT_HEADER, Some(&s));
+                }
+                return Flow::Continue;
+            }
+            Decision::Deny(d) => {
+                let body: &str = match &d {
+                    InvokeDenial::MissingToken => {
+                        "Bearer must be present in Authorization header\n"
+                    }
+                    InvokeDenial::NotPermitted(_) | InvokeDenial::OutsideAudience(_) => {
+                        "insufficient permissions\n"
+                    }
+                    InvokeDenial::NotAFunctionToken => "invalid token: not a function token\n",
+                    InvokeDenial::Token(_) => "invalid token\n",
+                };
+                (d.code(), u32::from(d.status()), d.www_authenticate(), body)
+            }
+            Decision::Unavailable(u) => {
+                let body = match u {
+                    Unavailable::NoKeys => "function token keys are not available\n",
+                    Unavailable::NoIdentity => "function identity is not configured\n",
+                };
+                (u.code(), 503, None, body)
+            }
+        };
+        if self.cfg.mode == Mode::Audit {
+            self.metrics.denied(host, code, true);
+            let path = host.request_header(":path").unwrap_or_default();
+            host.log(
+                LogLevel::Info,
+                &format!(
+                    "faas-mesh-auth: audit: would deny {path:?} with {status} {code}; allowing"
+                ),
+            );
+            host.set_request_header(AUDIT_HEADER, Some(&format!("would-deny {status} {code}")));
+            return Flow::Continue;
+        }
+        self.metrics.denied(host, code, false);
+        host.log(LogLevel::Debug, &format!("faas-mesh-auth: {status} {code}"));
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("content-type", "text/plain; charset=utf-8"),
+            ("cache-control", "no-store"),
+        ];
+        if let Some(c) = &challenge {
+            headers.push(("www-authenticate", c));
+        }
+        host.send_response(status, &headers, body.as_bytes());
+        Flow::Pause
+    }
+
+    /// Answer every waiter that `ready` selects, from the root context.
+    fn resolve_waiters(&mut self, host: &dyn Host, ready: impl Fn(&Waiter) -> bool) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let (ready, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| ready(w));
+        self.waiters = keep;
+        let now = host.now_ms();
+        for w in ready {
+            if !host.set_effective_context(w.context) {
+                continue;
+            }
+            let decision = match self.evaluate(host, &w.token, now, false) {
+                Verdict::Final(d) => d,
+                Verdict::Wait => Decision::Unavailable(Unavailable::NoKeys),
+            };
+            if self.apply(host, decision) == Flow::Continue {
+                host.resume_request();
+            }
+        }
+        host.set_effective_context(self.root_context);
+        if self.waiters.is_empty() {
+            self.refetch_wanted = false;
+        }
+    }
+
+    // ---- keys ------------------------------------------------------------
+
+    fn state_key(&self) -> Option<String> {
+        self.remote()
+            .map(|r| format!("{}state", r.shared_key_prefix()))
+    }
+
+    fn jwks_key(&self) -> Option<String> {
+        self.remote()
+            .map(|r| format!("{}jwks", r.shared_key_prefix()))
+    }
+
+    /// Create the shared record if nobody has. Racing creators are harmless:
+    /// the lease is only ever taken with a CAS on an existing record.
+    fn init_shared(&self, host: &dyn Host) {
+        if let Some(key) = self.state_key()
+            && host.shared_get(&key).0.is_none()
+        {
+            host.shared_set(&key, SharedState::default().encode().as_bytes(), None);
+        }
+    }
+
+    fn read_state(&self, host: &dyn Host, key: &str) -> (Option<SharedState>, Option<u32>) {
+        let (bytes, cas) = host.shared_get(key);
+        (bytes.and_then(|b| SharedState::decode(&b)), cas)
+    }
+
+    pub fn on_tick(&mut self, host: &dyn Host) {
+        let (Some(remote), Some(state_key)) = (self.remote().cloned(), self.state_key()) else {
+            return;
+        };
+        let now = host.now_ms();
+        let (state, cas) = self.read_state(host, &state_key);
+        let Some(state) = state else {
+            // Absent or unreadable: (re)create it, fetch on a later tick.
+            host.shared_set(&state_key, SharedState::default().encode().as_bytes(), None);
+            return;
+        };
+        self.shared = state;
+        if state.version != 0 && state.version != self.key_version {
+            self.load_shared_keys(host, state.version);
+        }
+        if self.in_flight.is_none()
+            && state.fetch_due(now, self.refetch_wanted, remote.min_refetch_ms)
+        {
+            let leased = state.leased(now, remote.timeout_ms);
+            if host.shared_set(&state_key, leased.encode().as_bytes(), cas) {
+                self.shared = leased;
+                self.start_fetch(host, &remote, now);
+            }
+        }
+        // Waiters settle when a fetch that began after they arrived is over
+        // (done by any worker), or when they time out.
+        let shared = self.shared;
+        let fetch_running = self.fetch_running(now);
+        self.resolve_waiters(host, |w| {
+            now >= w.deadline_ms || (!fetch_running && shared.last_attempt_ms >= w.since_ms)
+        });
+    }
+
+    fn start_fetch(&mut self, host: &dyn Host, remote: &RemoteJwks, now: u64) {
+        let headers = [
+            (":method", "GET"),
+            (":path", remote.path.as_str()),
+            (":authority", remote.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "faas-mesh-auth-filter"),
+        ];
+        match host.http_call(&remote.cluster, &headers, remote.timeout_ms) {
+            Some(token) => self.in_flight = Some(token),
+            None => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "faas-mesh-auth: cannot call cluster {:?} for JWKS (is it defined?)",
+                        remote.cluster
+                    ),
+                );
+                self.finish_fetch(host, now, Err(FetchError::NoResponse));
+            }
+        }
+    }
+
+    /// `on_http_call_response` on the root context.
+    pub fn on_fetch_response(
+        &mut self,
+        host: &dyn Host,
+        token: u32,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+    ) {
+        if self.in_flight != Some(token) {
+            return;
+        }
+        self.in_flight = None;
+        let result = match (status, body) {
+            (Some(200), Some(body)) => {
+                match KeySet::from_jwks_json_limited(&body, MAX_JWKS_BYTES) {
+                    Ok((set, skipped)) => {
+                        for s in skipped {
+                            host.log(LogLevel::Warn, &format!("faas-mesh-auth: JWKS {s}"));
+                        }
+                        Ok((set, body))
+                    }
+                    Err(e) => Err(FetchError::Body(e)),
+                }
+            }
+            (Some(200), None) => Err(FetchError::Body(mesh_auth_core::JwksError::NotJwks(
+                "empty body".into(),
+            ))),
+            (Some(s), _) => Err(FetchError::Status(s)),
+            (None, _) => Err(FetchError::NoResponse),
+        };
+        let now = host.now_ms();
+        self.finish_fetch(host, now, result);
+    }
+
+    fn finish_fetch(
+        &mut self,
+        host: &dyn Host,
+        now: u64,
+        result: Result<(KeySet, Vec<u8>), FetchError>,
+    ) {
+        let (Some(remote), Some(state_key), Some(jwks_key)) =
+            (self.remote().cloned(), self.state_key(), self.jwks_key())
+        else {
+            return;
+        };
+        let (outcome, fresh) = match result {
+            Ok((set, body)) => {
+                self.metrics.inc(host, Counter::JwksFetchOk);
+                let same = host.shared_get(&jwks_key).0.as_deref() == Some(body.as_slice());
+                if same {
+                    (FetchResult::Unchanged, None)
+                } else {
+                    host.shared_set(&jwks_key, &body, None);
+                    (FetchResult::Changed, Some(set))
+                }
+            }
+            Err(e) => {
+                self.metrics.inc(host, Counter::JwksFetchFailed);
+                let kept = if self.keys.is_some() {
+                    "keeping the last good keys"
+                } else {
+                    "no keys yet: requests get 503"
+                };
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "faas-mesh-auth: JWKS fetch from cluster {:?} failed: {e}; {kept}",
+                        remote.cluster
+                    ),
+                );
+                (FetchResult::Failed, None)
+            }
+        };
+        // Publish the outcome; retry a few times if another worker wrote
+        // the record meanwhile.
+        let mut written = None;
+        for _ in 0..4 {
+            let (state, cas) = self.read_state(host, &state_key);
+            let next = state.unwrap_or_default().after_fetch(
+                now,
+                outcome,
+                remote.refresh_ms,
+                remote.retry_ms,
+            );
+            if host.shared_set(&state_key, next.encode().as_bytes(), cas) {
+                written = Some(next);
+                break;
+            }
+        }
+        if let Some(next) = written {
+            self.shared = next;
+            if let Some(set) = fresh {
+                self.install(host, Arc::new(set), next.version);
+            }
+        }
+        self.resolve_waiters(host, |_| true);
+    }
+
+    fn load_shared_keys(&mut self, host: &dyn Host, version: u64) {
+        let Some(jwks_key) = self.jwks_key() else {
+            return;
+        };
+        let Some(bytes) = host.shared_get(&jwks_key).0 else {
+            return;
+        };
+        match KeySet::from_jwks_json_limited(&bytes, MAX_JWKS_BYTES) {
+            Ok((set, _)) => {
+                self.install(host, Arc::new(set), version);
+                self.resolve_waiters(host, |_| true);
+            }
+            Err(e) => host.log(
+                LogLevel::Warn,
+                &format!("faas-mesh-auth: shared JWKS is unusable ({e}); keeping current keys"),
+            ),
+        }
+    }
+
+    fn install(&mut self, host: &dyn Host, set: Arc<KeySet>, version: u64) {
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "faas-mesh-auth: trusting keys {:?} (version {version})",
+                set.kids()
+            ),
+        );
+        self.metrics.inc(host, Counter::JwksUpdated);
+        self.keys = Some(set);
+        self.key_version = version;
+        // A withdrawn key must stop working at once.
+        self.cache.clear();
+    }
+}
+
+/// Only plain printable ASCII is copied into a header.
+fn header_safe(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+#[cfg(test)]
+mod tests;

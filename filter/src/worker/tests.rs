@@ -1,0 +1,528 @@
+use mesh_auth_core::testing::{TestKey, api_claims, function_claims, jwks};
+use serde_json::json;
+
+use super::*;
+use crate::config::{NodeIdentity, compile};
+use crate::host::mock::{MockHost, SharedStore};
+
+const ISS: &str = "https://gw.example.com";
+const T0: u64 = 1_800_000_000_000;
+
+fn local_worker(host: &MockHost, key: &TestKey, extra: serde_json::Value) -> Worker {
+    let mut cfg = json!({
+        "issuer": ISS,
+        "local_jwks": jwks(&[key]),
+        "function": {"name": "env", "namespace": "openfaas-fn"},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    let c = compile(cfg.to_string().as_bytes(), &NodeIdentity::default()).unwrap();
+    Worker::new(host, 1, c)
+}
+
+fn remote_worker(host: &MockHost) -> Worker {
+    let cfg = json!({
+        "issuer": ISS,
+        "jwks": {"cluster": "jwks", "authority": "ext-authz", "refresh_seconds": 60, "min_refetch_seconds": 10},
+        "function": {"name": "env"},
+    });
+    let c = compile(cfg.to_string().as_bytes(), &NodeIdentity::default()).unwrap();
+    Worker::new(host, 1, c)
+}
+
+fn token(key: &TestKey, perms: &[&str]) -> String {
+    key.sign(&function_claims(ISS, T0 / 1000, 300, perms))
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn send(w: &mut Worker, h: &MockHost, ctx: u32, path: &str, auth: Option<&str>) -> Flow {
+    let mut headers = vec![(":path", path), (":method", "GET")];
+    if let Some(a) = auth {
+        headers.push(("authorization", a));
+    }
+    h.request(ctx, &headers);
+    w.on_request(h, ctx)
+}
+
+#[test]
+fn valid_token_passes_with_subject_and_token_forwarded() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let t = token(&key, &["openfaas-fn:*"]);
+    h.request(
+        7,
+        &[
+            (":path", "/"),
+            ("authorization", &bearer(&t)),
+            (SUBJECT_HEADER, "forged-admin"),
+            (AUDIT_HEADER, "forged"),
+        ],
+    );
+    assert_eq!(w.on_request(&h, 7), Flow::Continue);
+    assert_eq!(
+        h.header_of(7, SUBJECT_HEADER).as_deref(),
+        Some("fed:test-user")
+    );
+    assert_eq!(h.header_of(7, AUDIT_HEADER), None);
+    assert_eq!(h.header_of(7, "authorization"), Some(bearer(&t)));
+    assert_eq!(h.metric("faas_mesh_auth.allowed"), 1);
+    assert!(h.responses.borrow().is_empty());
+}
+
+#[test]
+fn missing_or_non_bearer_gets_the_realm() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    for (ctx, auth) in [
+        (1, None),
+        (2, Some("Basic dXNlcjpwYXNz")),
+        (3, Some("Bearer ")),
+        (4, Some("")),
+    ] {
+        assert_eq!(send(&mut w, &h, ctx, "/", auth), Flow::Pause);
+        let r = h.response_for(ctx).unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer realm="IAM function invoke""#)
+        );
+        assert_eq!(r.body, "Bearer must be present in Authorization header\n");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    }
+    assert_eq!(h.metric("faas_mesh_auth.denied.missing_token"), 4);
+}
+
+#[test]
+fn lower_case_scheme_is_accepted() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let t = token(&key, &["*"]);
+    assert_eq!(
+        send(&mut w, &h, 1, "/", Some(&format!("bearer {t}"))),
+        Flow::Continue
+    );
+}
+
+#[test]
+fn bad_token_gets_invalid_token() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let expired = key.sign(&function_claims(ISS, T0 / 1000 - 3600, 300, &["*"]));
+    assert_eq!(
+        send(&mut w, &h, 1, "/", Some(&bearer(&expired))),
+        Flow::Pause
+    );
+    let r = h.last_response().unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            r#"Bearer realm="IAM function invoke", error="invalid_token", error_description="expired""#
+        )
+    );
+    assert_eq!(h.metric("faas_mesh_auth.denied.expired"), 1);
+    assert_eq!(send(&mut w, &h, 2, "/", Some("Bearer x.y.z")), Flow::Pause);
+    assert_eq!(h.metric("faas_mesh_auth.denied.malformed"), 1);
+}
+
+#[test]
+fn api_token_gets_401() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let api = key.sign(&api_claims(ISS, T0 / 1000, 300));
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&api))), Flow::Pause);
+    let r = h.last_response().unwrap();
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("not_function_token")
+    );
+}
+
+#[test]
+fn insufficient_permissions_get_403_without_challenge() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let t = token(&key, &["dev:*", "openfaas-fn:env2"]);
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&t))), Flow::Pause);
+    let r = h.last_response().unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("www-authenticate"), None);
+    assert_eq!(r.body, "insufficient permissions\n");
+    let mut c = function_claims(ISS, T0 / 1000, 300, &["*"]);
+    c["function"]["audience"] = json!(["dev:env"]);
+    assert_eq!(
+        send(&mut w, &h, 2, "/", Some(&bearer(&key.sign(&c)))),
+        Flow::Pause
+    );
+    assert_eq!(h.last_response().unwrap().status, 403);
+    assert_eq!(h.metric("faas_mesh_auth.denied.outside_audience"), 1);
+}
+
+#[test]
+fn exempt_paths_pass_untouched() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    assert_eq!(send(&mut w, &h, 1, "/_/health", None), Flow::Continue);
+    assert_eq!(send(&mut w, &h, 2, "/_/ready?x=1", None), Flow::Continue);
+    assert_eq!(send(&mut w, &h, 3, "/_/healthz", None), Flow::Pause);
+    assert_eq!(h.metric("faas_mesh_auth.exempt"), 2);
+}
+
+#[test]
+fn audit_mode_lets_denials_through_and_counts_them() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({"mode": "audit"}));
+    assert_eq!(send(&mut w, &h, 1, "/", None), Flow::Continue);
+    assert_eq!(
+        h.header_of(1, AUDIT_HEADER).as_deref(),
+        Some("would-deny 401 missing_token")
+    );
+    let t = token(&key, &["dev:*"]);
+    assert_eq!(send(&mut w, &h, 2, "/", Some(&bearer(&t))), Flow::Continue);
+    assert_eq!(
+        h.header_of(2, AUDIT_HEADER).as_deref(),
+        Some("would-deny 403 not_permitted")
+    );
+    assert!(h.responses.borrow().is_empty());
+    assert_eq!(h.metric("faas_mesh_auth.audit_would_deny.missing_token"), 1);
+    assert_eq!(h.metric("faas_mesh_auth.audit_would_deny.not_permitted"), 1);
+    assert_eq!(h.metric("faas_mesh_auth.denied.not_permitted"), 0);
+    assert!(h.logged("audit: would deny"));
+}
+
+#[test]
+fn repeat_tokens_hit_the_cache_until_expiry() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let ok = token(&key, &["*"]);
+    let forbidden = token(&key, &["dev:*"]);
+    for ctx in 0..3 {
+        assert_eq!(
+            send(&mut w, &h, ctx, "/", Some(&bearer(&ok))),
+            Flow::Continue
+        );
+        assert_eq!(
+            send(&mut w, &h, 10 + ctx, "/", Some(&bearer(&forbidden))),
+            Flow::Pause
+        );
+        assert_eq!(h.response_for(10 + ctx).unwrap().status, 403);
+    }
+    assert_eq!(h.metric("faas_mesh_auth.cache_miss"), 2);
+    assert_eq!(h.metric("faas_mesh_auth.cache_hit"), 4);
+    // exp is T0+300 s, leeway 30 s.
+    h.advance(331_000);
+    assert_eq!(send(&mut w, &h, 20, "/", Some(&bearer(&ok))), Flow::Pause);
+    assert!(
+        h.last_response()
+            .unwrap()
+            .header("www-authenticate")
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[test]
+fn bad_tokens_are_never_cached() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let t = token(&key, &["*"]);
+    let tampered = format!("{}A", t);
+    for ctx in 0..5 {
+        send(&mut w, &h, ctx, "/", Some(&bearer(&tampered)));
+    }
+    assert_eq!(w.cache.len(), 0);
+}
+
+#[test]
+fn unknown_identity_fails_closed() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let cfg = json!({"issuer": ISS, "local_jwks": jwks(&[&key])});
+    let c = compile(cfg.to_string().as_bytes(), &NodeIdentity::default()).unwrap();
+    let mut w = Worker::new(&h, 1, c);
+    assert!(h.logged("function identity unknown"));
+    let t = token(&key, &["*"]);
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&t))), Flow::Pause);
+    assert_eq!(h.last_response().unwrap().status, 503);
+    // Exempt paths still work: health checks must not flap.
+    assert_eq!(send(&mut w, &h, 2, "/_/health", None), Flow::Continue);
+}
+
+#[test]
+fn identity_from_node_metadata() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let cfg = json!({"issuer": ISS, "local_jwks": jwks(&[&key])});
+    let node = NodeIdentity {
+        namespace: Some("dev".into()),
+        function: Some("env".into()),
+    };
+    let mut w = Worker::new(&h, 1, compile(cfg.to_string().as_bytes(), &node).unwrap());
+    assert_eq!(
+        send(
+            &mut w,
+            &h,
+            1,
+            "/",
+            Some(&bearer(&token(&key, &["dev:env"])))
+        ),
+        Flow::Continue
+    );
+    assert_eq!(
+        send(
+            &mut w,
+            &h,
+            2,
+            "/",
+            Some(&bearer(&token(&key, &["openfaas-fn:env"])))
+        ),
+        Flow::Pause
+    );
+    assert_eq!(h.last_response().unwrap().status, 403);
+}
+
+// ---- remote keys ---------------------------------------------------------
+
+/// Answer the latest call with this JWKS.
+fn serve(w: &mut Worker, h: &MockHost, body: Option<&str>, status: Option<u16>) {
+    let call = h.calls.borrow().last().cloned().expect("a call");
+    w.on_fetch_response(h, call.token, status, body.map(|b| b.as_bytes().to_vec()));
+}
+
+#[test]
+fn first_request_waits_for_the_first_fetch() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = remote_worker(&h);
+    let t = token(&key, &["*"]);
+    assert_eq!(send(&mut w, &h, 5, "/", Some(&bearer(&t))), Flow::Pause);
+    assert!(h.responses.borrow().is_empty());
+    w.on_tick(&h);
+    let call = h.calls.borrow()[0].clone();
+    assert_eq!(call.cluster, "jwks");
+    assert!(
+        call.headers
+            .contains(&(":path".into(), "/.well-known/jwks.json".into()))
+    );
+    assert!(
+        call.headers
+            .contains(&(":authority".into(), "ext-authz".into()))
+    );
+    assert!(call.headers.contains(&(":method".into(), "GET".into())));
+    serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
+    assert_eq!(*h.resumed.borrow(), vec![5]);
+    assert_eq!(h.metric("faas_mesh_auth.jwks_fetch_ok"), 1);
+    // Later requests verify at once.
+    assert_eq!(send(&mut w, &h, 6, "/", Some(&bearer(&t))), Flow::Continue);
+}
+
+#[test]
+fn never_reachable_gives_503_not_a_hang() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = remote_worker(&h);
+    let t = token(&key, &["*"]);
+    assert_eq!(send(&mut w, &h, 5, "/", Some(&bearer(&t))), Flow::Pause);
+    w.on_tick(&h);
+    serve(&mut w, &h, None, None);
+    let r = h.response_for(5).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(h.metric("faas_mesh_auth.jwks_fetch_failed"), 1);
+    assert!(h.logged("no keys yet"));
+    // During the backoff a new request is answered at once.
+    h.advance(1_000);
+    w.on_tick(&h);
+    assert_eq!(send(&mut w, &h, 6, "/", Some(&bearer(&t))), Flow::Pause);
+    assert_eq!(h.response_for(6).unwrap().status, 503);
+    // A non-200 status and garbage bodies are failures too.
+    h.advance(5_000);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some("oops"), Some(500));
+    h.advance(10_000);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some("{\"keys\": 1}"), Some(200));
+    assert_eq!(h.metric("faas_mesh_auth.jwks_fetch_failed"), 3);
+    assert_eq!(h.calls.borrow().len(), 3);
+}
+
+#[test]
+fn undefined_cluster_is_a_failed_fetch() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    h.call_fails.set(true);
+    let mut w = remote_worker(&h);
+    assert_eq!(
+        send(&mut w, &h, 5, "/", Some(&bearer(&token(&key, &["*"])))),
+        Flow::Pause
+    );
+    w.on_tick(&h);
+    assert_eq!(h.response_for(5).unwrap().status, 503);
+    assert!(h.logged("is it defined?"));
+}
+
+#[test]
+fn keys_survive_a_down_issuer() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = remote_worker(&h);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
+    // Refresh due after 60 s; the server is gone.
+    h.advance(61_000);
+    w.on_tick(&h);
+    assert_eq!(h.calls.borrow().len(), 2);
+    serve(&mut w, &h, None, None);
+    assert!(h.logged("keeping the last good keys"));
+    let t = key.sign(&function_claims(ISS, h.now_ms.get() / 1000, 300, &["*"]));
+    assert_eq!(send(&mut w, &h, 9, "/", Some(&bearer(&t))), Flow::Continue);
+}
+
+#[test]
+fn rotation_to_an_unknown_kid_refetches_once_and_is_rate_limited() {
+    let (h, old, new) = (MockHost::new(T0), TestKey::generate(), TestKey::generate());
+    let mut w = remote_worker(&h);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&old])), Some(200));
+    h.advance(20_000);
+    let t_new = key_token(&new, &h);
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&t_new))), Flow::Pause);
+    assert_eq!(send(&mut w, &h, 2, "/", Some(&bearer(&t_new))), Flow::Pause);
+    assert_eq!(h.metric("faas_mesh_auth.jwks_unknown_kid_refetch"), 1);
+    w.on_tick(&h);
+    assert_eq!(h.calls.borrow().len(), 2, "one refetch for both waiters");
+    serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
+    assert_eq!(*h.resumed.borrow(), vec![1, 2]);
+    // A made-up kid right after: the refetch is rate-limited, so 401 at once.
+    let bogus = TestKey::generate();
+    assert_eq!(
+        send(&mut w, &h, 3, "/", Some(&bearer(&key_token(&bogus, &h)))),
+        Flow::Pause
+    );
+    assert!(
+        h.response_for(3)
+            .unwrap()
+            .header("www-authenticate")
+            .unwrap()
+            .contains("unknown_kid")
+    );
+    w.on_tick(&h);
+    assert_eq!(h.calls.borrow().len(), 2);
+}
+
+fn key_token(key: &TestKey, h: &MockHost) -> String {
+    key.sign(&function_claims(ISS, h.now_ms.get() / 1000, 300, &["*"]))
+}
+
+#[test]
+fn unknown_kid_still_unknown_after_refetch_is_401() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = remote_worker(&h);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
+    h.advance(20_000);
+    let stranger = TestKey::generate();
+    assert_eq!(
+        send(&mut w, &h, 1, "/", Some(&bearer(&key_token(&stranger, &h)))),
+        Flow::Pause
+    );
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
+    assert_eq!(h.response_for(1).unwrap().status, 401);
+}
+
+#[test]
+fn withdrawn_key_stops_working_despite_the_cache() {
+    let (h, a, b) = (MockHost::new(T0), TestKey::generate(), TestKey::generate());
+    let mut w = remote_worker(&h);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&a, &b])), Some(200));
+    let t = key_token(&a, &h);
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&t))), Flow::Continue);
+    assert_eq!(send(&mut w, &h, 2, "/", Some(&bearer(&t))), Flow::Continue);
+    assert_eq!(h.metric("faas_mesh_auth.cache_hit"), 1);
+    h.advance(61_000);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&b])), Some(200));
+    assert_eq!(send(&mut w, &h, 3, "/", Some(&bearer(&t))), Flow::Pause);
+    assert_eq!(h.response_for(3).unwrap().status, 401);
+}
+
+#[test]
+fn one_fetch_serves_every_worker() {
+    let store: SharedStore = Default::default();
+    let (h1, h2, key) = (
+        MockHost::sharing(T0, &store),
+        MockHost::sharing(T0, &store),
+        TestKey::generate(),
+    );
+    let mut w1 = remote_worker(&h1);
+    let mut w2 = remote_worker(&h2);
+    let t = token(&key, &["*"]);
+    assert_eq!(send(&mut w2, &h2, 9, "/", Some(&bearer(&t))), Flow::Pause);
+    // Both tick at the same instant: only one takes the lease.
+    w1.on_tick(&h1);
+    w2.on_tick(&h2);
+    assert_eq!(h1.calls.borrow().len() + h2.calls.borrow().len(), 1);
+    assert_eq!(h1.calls.borrow().len(), 1);
+    serve(&mut w1, &h1, Some(&jwks(&[&key])), Some(200));
+    // Worker 2 picks the keys up from shared data on its next tick and
+    // resumes its waiting request.
+    h2.advance(100);
+    w2.on_tick(&h2);
+    assert_eq!(*h2.resumed.borrow(), vec![9]);
+    assert_eq!(h2.calls.borrow().len(), 0);
+    assert_eq!(
+        send(&mut w2, &h2, 10, "/", Some(&bearer(&t))),
+        Flow::Continue
+    );
+}
+
+#[test]
+fn a_waiter_whose_client_left_is_skipped() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = remote_worker(&h);
+    let t = token(&key, &["*"]);
+    send(&mut w, &h, 1, "/", Some(&bearer(&t)));
+    send(&mut w, &h, 2, "/", Some(&bearer(&t)));
+    h.gone.borrow_mut().push(1);
+    w.on_stream_done(2);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
+    assert!(h.resumed.borrow().is_empty());
+    assert!(h.responses.borrow().is_empty());
+}
+
+#[test]
+fn waiters_time_out_on_the_tick() {
+    let store: SharedStore = Default::default();
+    let (h1, h2, key) = (
+        MockHost::sharing(T0, &store),
+        MockHost::sharing(T0, &store),
+        TestKey::generate(),
+    );
+    let mut w1 = remote_worker(&h1);
+    let mut w2 = remote_worker(&h2);
+    // Worker 1 takes the lease and then never hears back.
+    w1.on_tick(&h1);
+    send(&mut w2, &h2, 4, "/", Some(&bearer(&token(&key, &["*"]))));
+    h2.advance(3_000);
+    w2.on_tick(&h2);
+    assert!(h2.responses.borrow().is_empty());
+    h2.advance(3_000);
+    w2.on_tick(&h2);
+    assert_eq!(h2.response_for(4).unwrap().status, 503);
+}
+
+#[test]
+fn garbage_in_shared_data_is_overwritten() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = remote_worker(&h);
+    let state_key = w.state_key().unwrap();
+    h.shared
+        .borrow_mut()
+        .insert(state_key.clone(), (b"junk".to_vec(), 1));
+    w.on_tick(&h);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
+    assert!(SharedState::decode(&h.shared.borrow()[&state_key].0).is_some());
+}
