@@ -1,5 +1,4 @@
-//! ext-authz: the token-exchange server, the publisher of the keys the
-//! sidecar filter trusts, and the Envoy ext_authz service for `/system/`.
+//! The ext-authz binary: parse flags, run both servers until SIGTERM.
 
 fn main() {
     eprintln!("ext-authz is not built yet: see the issue \"ext-authz\"");

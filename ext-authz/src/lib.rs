@@ -1,0 +1,8 @@
+//! ext-authz: the token-exchange server (RFC 8693), the publisher of the
+//! keys the sidecar filter trusts, and the Envoy ext_authz gRPC service that
+//! guards the gateway's `/system/` API with IAM actions. One tokio process,
+//! two servers, one shutdown path.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod authz;
+pub mod signing;

@@ -1,0 +1,313 @@
+//! ES256 signing keys from PEM files, as a Kubernetes Secret mounts them.
+//!
+//! Every `*.pem` (or `*.key`) file in the key directory is a P-256 private
+//! key, SEC1 (`openssl ecparam -name prime256v1 -genkey`) or PKCS#8. The
+//! active key, the one that signs, is the file whose name sorts last: name
+//! keys by date (`2026-11-24.pem`) and adding a newer file rotates. The
+//! others stay published for verification while they are on disk; a key that
+//! leaves the directory stays published until the last token it signed has
+//! expired, so rotation never strands a live token. `kid` is the RFC 7638
+//! thumbprint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair, JWTClaims};
+use mesh_auth_core::jwks::{
+    Algorithm, KeyMaterial, KeySet, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint,
+};
+use p256::pkcs8::DecodePrivateKey as _;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read key directory {dir}: {source}")]
+    ReadDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {file}: {source}")]
+    ReadFile {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {problem}")]
+    Parse {
+        file: PathBuf,
+        problem: &'static str,
+    },
+    #[error("no signing key (*.pem) in {0}")]
+    NoKeys(PathBuf),
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// One P-256 key pair.
+pub struct SigningKey {
+    pub kid: String,
+    pub file: PathBuf,
+    pair: ES256KeyPair,
+    x: Vec<u8>,
+    y: Vec<u8>,
+    /// Latest `exp` of any token this key signed, for retiring it.
+    last_exp: AtomicU64,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl SigningKey {
+    pub fn from_pem(file: &Path, pem: &str) -> Result<Self, KeyError> {
+        let bad = |problem| KeyError::Parse {
+            file: file.to_owned(),
+            problem,
+        };
+        let secret = match (
+            pem_block(pem, "EC PRIVATE KEY"),
+            pem_block(pem, "PRIVATE KEY"),
+        ) {
+            (Some(der), _) => p256::SecretKey::from_sec1_der(&der)
+                .map_err(|_| bad("EC PRIVATE KEY is not a P-256 (prime256v1) key"))?,
+            (None, Some(der)) => p256::SecretKey::from_pkcs8_der(&der)
+                .map_err(|_| bad("PRIVATE KEY is not a PKCS#8 P-256 (prime256v1) key"))?,
+            (None, None) => return Err(bad("no \"EC PRIVATE KEY\" or \"PRIVATE KEY\" PEM block")),
+        };
+        let scalar = secret.to_bytes();
+        Self::from_scalar(file, scalar.as_slice())
+    }
+
+    fn from_scalar(file: &Path, scalar: &[u8]) -> Result<Self, KeyError> {
+        let pair = ES256KeyPair::from_bytes(scalar).map_err(|_| KeyError::Parse {
+            file: file.to_owned(),
+            problem: "invalid P-256 scalar",
+        })?;
+        let point = p256::ecdsa::SigningKey::from_slice(scalar)
+            .map_err(|_| KeyError::Parse {
+                file: file.to_owned(),
+                problem: "invalid P-256 scalar",
+            })?
+            .verifying_key()
+            .to_sec1_point(false);
+        let bytes = point.as_bytes();
+        let (x, y) = (bytes[1..33].to_vec(), bytes[33..65].to_vec());
+        let kid = ec_p256_thumbprint(&x, &y);
+        let pair = pair.with_key_id(&kid);
+        Ok(SigningKey {
+            kid,
+            file: file.to_owned(),
+            pair,
+            x,
+            y,
+            last_exp: AtomicU64::new(0),
+        })
+    }
+
+    pub fn jwk(&self) -> Value {
+        ec_p256_jwk(&self.kid, &self.x, &self.y)
+    }
+
+    fn verifying_key(&self) -> Option<VerifyingKey> {
+        let pk = self.pair.public_key();
+        Some(VerifyingKey {
+            kid: self.kid.clone(),
+            alg: Algorithm::ES256,
+            material: KeyMaterial::Es256(pk),
+        })
+    }
+
+    /// Sign claims as a compact JWS with `alg: ES256`, `typ: JWT` and our kid.
+    pub fn sign<C: Serialize>(&self, claims: JWTClaims<C>) -> Result<String, KeyError> {
+        if let Some(exp) = claims.expires_at {
+            self.last_exp.fetch_max(exp.as_secs(), Ordering::Relaxed);
+        }
+        self.pair
+            .sign(claims)
+            .map_err(|e| KeyError::Sign(e.to_string()))
+    }
+
+    pub fn last_exp(&self) -> u64 {
+        self.last_exp.load(Ordering::Relaxed)
+    }
+}
+
+/// The body of the first PEM block with this label.
+fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = pem.find(&begin)? + begin.len();
+    let stop = start + pem[start..].find(&end)?;
+    let b64: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    STANDARD.decode(b64).ok()
+}
+
+/// Read every key file in `dir`, sorted by file name.
+pub fn load_dir(dir: &Path) -> Result<Vec<SigningKey>, KeyError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| KeyError::ReadDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // Kubernetes' `..data` and `..2026_*` entries are not keys.
+            !name.starts_with('.')
+                && (name.ends_with(".pem") || name.ends_with(".key"))
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(KeyError::NoKeys(dir.to_owned()));
+    }
+    files
+        .into_iter()
+        .map(|file| {
+            let pem = std::fs::read_to_string(&file).map_err(|source| KeyError::ReadFile {
+                file: file.clone(),
+                source,
+            })?;
+            SigningKey::from_pem(&file, &pem)
+        })
+        .collect()
+}
+
+/// A key no longer on disk, published until `until`.
+#[derive(Debug, Clone)]
+struct Retired {
+    key: Arc<SigningKey>,
+    until: u64,
+}
+
+/// The keys in force: the active signer and everything published.
+#[derive(Debug)]
+pub struct KeyRing {
+    active: Arc<SigningKey>,
+    on_disk: Vec<Arc<SigningKey>>,
+    retired: Vec<Retired>,
+}
+
+impl KeyRing {
+    /// The first ring, from keys sorted by file name (the last one signs).
+    pub fn new(keys: Vec<SigningKey>) -> Option<Self> {
+        let on_disk: Vec<Arc<SigningKey>> = dedupe(keys.into_iter().map(Arc::new).collect());
+        let active = on_disk.last()?.clone();
+        Some(KeyRing {
+            active,
+            on_disk,
+            retired: Vec::new(),
+        })
+    }
+
+    /// The next ring after the directory changed. Keys that left the
+    /// directory stay published until their last token (plus `leeway`) has
+    /// expired. A key already loaded keeps its state.
+    pub fn rotate(&self, keys: Vec<SigningKey>, now: u64, leeway: u64) -> Option<Self> {
+        let known = |kid: &str| {
+            self.on_disk
+                .iter()
+                .chain(self.retired.iter().map(|r| &r.key))
+                .find(|k| k.kid == kid)
+                .cloned()
+        };
+        let on_disk: Vec<Arc<SigningKey>> = dedupe(
+            keys.into_iter()
+                .map(|k| known(&k.kid).unwrap_or_else(|| Arc::new(k)))
+                .collect(),
+        );
+        let active = on_disk.last()?.clone();
+        let mut retired: Vec<Retired> = self
+            .retired
+            .iter()
+            .filter(|r| r.until > now && !on_disk.iter().any(|k| k.kid == r.key.kid))
+            .cloned()
+            .collect();
+        for gone in self
+            .on_disk
+            .iter()
+            .filter(|k| !on_disk.iter().any(|n| n.kid == k.kid))
+        {
+            let until = gone.last_exp().saturating_add(leeway);
+            if until > now {
+                retired.push(Retired {
+                    key: gone.clone(),
+                    until,
+                });
+            }
+        }
+        Some(KeyRing {
+            active,
+            on_disk,
+            retired,
+        })
+    }
+
+    pub fn active(&self) -> &Arc<SigningKey> {
+        &self.active
+    }
+
+    /// Every key a verifier should trust right now.
+    fn published(&self, now: u64) -> impl Iterator<Item = &Arc<SigningKey>> {
+        self.on_disk.iter().chain(
+            self.retired
+                .iter()
+                .filter(move |r| r.until > now)
+                .map(|r| &r.key),
+        )
+    }
+
+    /// The JWKS document, active key first.
+    pub fn jwks(&self, now: u64) -> Value {
+        let mut keys: BTreeMap<&str, Value> = BTreeMap::new();
+        for k in self.published(now) {
+            keys.insert(&k.kid, k.jwk());
+        }
+        let mut list = vec![self.active.jwk()];
+        list.extend(
+            keys.into_iter()
+                .filter(|(kid, _)| *kid != self.active.kid)
+                .map(|(_, v)| v),
+        );
+        serde_json::json!({ "keys": list })
+    }
+
+    /// The same keys, for verifying our own tokens.
+    pub fn key_set(&self, now: u64) -> KeySet {
+        KeySet::from_keys(self.published(now).filter_map(|k| k.verifying_key()))
+    }
+
+    pub fn kids(&self, now: u64) -> Vec<String> {
+        self.published(now).map(|k| k.kid.clone()).collect()
+    }
+}
+
+/// Two files holding the same key publish it once; the later name wins the
+/// position, so "the last file signs" still holds.
+fn dedupe(keys: Vec<Arc<SigningKey>>) -> Vec<Arc<SigningKey>> {
+    let mut out: Vec<Arc<SigningKey>> = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.retain(|o| o.kid != k.kid);
+        out.push(k);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
