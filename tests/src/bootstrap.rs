@@ -62,6 +62,11 @@ impl WasmFilter {
         self
     }
 
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
     pub fn wasm_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.wasm_file = Some(path.into());
         self

@@ -289,6 +289,8 @@ impl Envoy {
     }
 
     /// Every counter and gauge, by full name (histograms are left out).
+    /// Metrics a wasm plugin defines appear with a `wasmcustom.` prefix,
+    /// e.g. `wasmcustom.faas_mesh_auth.allowed`.
     pub async fn stats(&self) -> Result<BTreeMap<String, u64>> {
         let body = self.admin_get("/stats?format=json").await?;
         parse_stats(&body)
