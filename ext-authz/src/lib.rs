@@ -5,4 +5,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod authz;
+pub mod exchange;
+pub mod fetch;
+pub mod iam_store;
+pub mod issuers;
 pub mod signing;
+pub mod watch;
+
+#[cfg(test)]
+mod testutil;

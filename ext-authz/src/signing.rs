@@ -32,12 +32,6 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read {file}: {source}")]
-    ReadFile {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{file}: {problem}")]
     Parse {
         file: PathBuf,
@@ -158,31 +152,20 @@ fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
 
 /// Read every key file in `dir`, sorted by file name.
 pub fn load_dir(dir: &Path) -> Result<Vec<SigningKey>, KeyError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| KeyError::ReadDir {
-        dir: dir.to_owned(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            // Kubernetes' `..data` and `..2026_*` entries are not keys.
-            !name.starts_with('.')
-                && (name.ends_with(".pem") || name.ends_with(".key"))
-                && p.is_file()
-        })
-        .collect();
-    files.sort();
+    let files = crate::watch::read_files(dir, |n| n.ends_with(".pem") || n.ends_with(".key"))
+        .map_err(|source| KeyError::ReadDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
     if files.is_empty() {
         return Err(KeyError::NoKeys(dir.to_owned()));
     }
     files
         .into_iter()
-        .map(|file| {
-            let pem = std::fs::read_to_string(&file).map_err(|source| KeyError::ReadFile {
+        .map(|(file, bytes)| {
+            let pem = String::from_utf8(bytes).map_err(|_| KeyError::Parse {
                 file: file.clone(),
-                source,
+                problem: "not a PEM text file",
             })?;
             SigningKey::from_pem(&file, &pem)
         })
@@ -311,3 +294,99 @@ fn dedupe(keys: Vec<Arc<SigningKey>>) -> Vec<Arc<SigningKey>> {
 
 #[cfg(test)]
 mod tests;
+
+/// The live key ring, reloaded when the key directory changes. A change
+/// that does not load (a bad file, an empty directory) is logged with the
+/// file at fault and ignored: the last good ring keeps signing.
+pub struct KeyStore {
+    dir: PathBuf,
+    ring: std::sync::RwLock<Arc<KeyRing>>,
+    tracker: std::sync::Mutex<crate::watch::ChangeTracker>,
+    leeway: u64,
+}
+
+impl KeyStore {
+    /// Load at startup: any error is fatal.
+    pub fn open(dir: &Path, leeway: u64) -> Result<Self, KeyError> {
+        let print = key_fingerprint(dir)?;
+        let ring = KeyRing::new(load_dir(dir)?).ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
+        Ok(KeyStore {
+            dir: dir.to_owned(),
+            ring: std::sync::RwLock::new(Arc::new(ring)),
+            tracker: std::sync::Mutex::new(crate::watch::ChangeTracker::new(print)),
+            leeway,
+        })
+    }
+
+    pub fn current(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reload if the directory changed; true when a new ring took effect.
+    pub fn reload(&self, now: u64) -> bool {
+        let print = match key_fingerprint(&self.dir) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("signing keys: {e}; keeping the current keys");
+                return false;
+            }
+        };
+        let changed = self
+            .tracker
+            .lock()
+            .map(|mut t| t.changed(print))
+            .unwrap_or(true);
+        if !changed {
+            return false;
+        }
+        let next = load_dir(&self.dir).and_then(|keys| {
+            self.current()
+                .rotate(keys, now, self.leeway)
+                .ok_or_else(|| KeyError::NoKeys(self.dir.clone()))
+        });
+        match next {
+            Ok(ring) => {
+                tracing::info!(active = %ring.active().kid, published = ?ring.kids(now), "signing keys reloaded");
+                if let Ok(mut r) = self.ring.write() {
+                    *r = Arc::new(ring);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!("signing key change rejected; keeping the current keys: {e}");
+                false
+            }
+        }
+    }
+
+    /// Forget keys whose last token has expired, without a directory change.
+    pub fn expire_retired(&self, now: u64) {
+        let ring = self.current();
+        if ring.retired.iter().any(|r| r.until <= now)
+            && let Ok(mut w) = self.ring.write()
+        {
+            *w = Arc::new(KeyRing {
+                active: ring.active.clone(),
+                on_disk: ring.on_disk.clone(),
+                retired: ring
+                    .retired
+                    .iter()
+                    .filter(|r| r.until > now)
+                    .cloned()
+                    .collect(),
+            });
+        }
+    }
+}
+
+fn key_fingerprint(dir: &Path) -> Result<[u8; 32], KeyError> {
+    crate::watch::read_files(dir, |n| n.ends_with(".pem") || n.ends_with(".key"))
+        .map(|files| crate::watch::fingerprint(&files))
+        .map_err(|source| KeyError::ReadDir {
+            dir: dir.to_owned(),
+            source,
+        })
+}
