@@ -4,11 +4,15 @@
 //! two servers, one shutdown path.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod app;
 pub mod authz;
+pub mod config;
 pub mod exchange;
 pub mod fetch;
+pub mod http;
 pub mod iam_store;
 pub mod issuers;
+pub mod metrics;
 pub mod signing;
 pub mod watch;
 
