@@ -28,6 +28,7 @@ pub const ENV_PAST_SUBJECT_EXPIRY: &str = "EXT_AUTHZ_ALLOW_PAST_SUBJECT_EXPIRY";
 pub const ENV_SHUTDOWN_GRACE: &str = "EXT_AUTHZ_SHUTDOWN_GRACE";
 pub const ENV_LOG_FORMAT: &str = "EXT_AUTHZ_LOG_FORMAT";
 pub const ENV_LOG: &str = "EXT_AUTHZ_LOG";
+pub const ENV_JWKS_URI: &str = "EXT_AUTHZ_JWKS_URI";
 
 /// Where environment variables come from.
 pub trait Env {
@@ -116,6 +117,11 @@ pub struct Args {
     /// Log format: text or json [env: EXT_AUTHZ_LOG_FORMAT] [default: text]
     #[arg(long)]
     pub log_format: Option<String>,
+    /// The jwks_uri advertised in the discovery document, when verifiers
+    /// cannot reach `<issuer>/.well-known/jwks.json` (e.g. watchdogs inside
+    /// the cluster) [env: EXT_AUTHZ_JWKS_URI]
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +150,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `tracing` filter directives, from EXT_AUTHZ_LOG (default `info`).
     pub log_filter: String,
+    /// Advertised jwks_uri; `<issuer>/.well-known/jwks.json` when unset.
+    pub jwks_uri: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -269,6 +277,19 @@ impl Settings {
             )?,
             log_format,
             log_filter: env.var(ENV_LOG).unwrap_or_else(|| "info".into()),
+            jwks_uri: String::new(),
+        };
+        let mut settings = settings;
+        settings.jwks_uri = match pick(args.jwks_uri, ENV_JWKS_URI) {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => u,
+            Some(u) => {
+                return Err(err(
+                    "jwks-uri",
+                    ENV_JWKS_URI,
+                    format!("{u:?} is not an http(s) URL"),
+                ));
+            }
+            None => format!("{}/.well-known/jwks.json", settings.issuer),
         };
         if settings.reload_interval < Duration::from_millis(100) {
             return Err(err(

@@ -145,6 +145,8 @@ impl ExchangeRequest {
 pub struct ExchangeSettings {
     /// Our issuer: the gateway's public URL.
     pub issuer: String,
+    /// The jwks_uri the discovery document advertises.
+    pub jwks_uri: String,
     pub leeway_seconds: u64,
     /// Issue tokens that outlive the subject token (off by default).
     pub allow_past_subject_expiry: bool,
@@ -303,10 +305,12 @@ impl Exchanger {
 
         let jti = new_jti();
         audit.jti = Some(jti.clone());
-        let mut claims = JWTClaims {
+        let claims = JWTClaims {
             issued_at: Some(JwtDuration::from_secs(now)),
             expires_at: Some(JwtDuration::from_secs(exp)),
-            invalid_before: Some(JwtDuration::from_secs(now)),
+            // No nbf: OpenFaaS's watchdog allows only 1 s of clock skew, and
+            // a token is valid from `iat` anyway.
+            invalid_before: None,
             issuer: Some(self.settings.issuer.clone()),
             subject: Some(subject.fed_sub.clone()),
             audiences: Some(Audiences::AsSet(
@@ -316,8 +320,6 @@ impl Exchanger {
             nonce: None,
             custom,
         };
-        // Keep a stable claim order for readers; jwt-simple fills the rest.
-        claims.nonce = None;
         let ring = self.keys.current();
         let access_token = ring
             .active()

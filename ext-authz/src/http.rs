@@ -196,7 +196,7 @@ fn discovery(app: &App) -> Response<Body> {
     let iss = app.issuer();
     let doc = json!({
         "issuer": iss,
-        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "jwks_uri": app.exchanger.settings.jwks_uri,
         "token_endpoint": format!("{iss}/oauth/token"),
         "grant_types_supported": [GRANT_TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported": ["none"],

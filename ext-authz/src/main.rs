@@ -106,6 +106,7 @@ async fn run(settings: Settings) -> Result<(), Fatal> {
     let exchanger = Exchanger {
         settings: ExchangeSettings {
             issuer: settings.issuer.clone(),
+            jwks_uri: settings.jwks_uri.clone(),
             leeway_seconds: leeway,
             allow_past_subject_expiry: settings.allow_past_subject_expiry,
         },

@@ -74,3 +74,25 @@ fn bad_settings_name_the_flag_and_variable() {
     let env = HashMap::from([(ENV_ISSUER, "https://gw"), (ENV_PAST_SUBJECT_EXPIRY, "yes")]);
     assert!(Settings::resolve(args(&[]), &env).is_err());
 }
+
+#[test]
+fn jwks_uri_defaults_under_the_issuer_and_can_be_overridden() {
+    let s = Settings::resolve(args(&["--issuer", "https://gw"]), &HashMap::new()).unwrap();
+    assert_eq!(s.jwks_uri, "https://gw/.well-known/jwks.json");
+    let env = HashMap::from([(
+        ENV_JWKS_URI,
+        "http://gateway.openfaas:8080/.well-known/jwks.json",
+    )]);
+    let s = Settings::resolve(args(&["--issuer", "https://gw"]), &env).unwrap();
+    assert_eq!(
+        s.jwks_uri,
+        "http://gateway.openfaas:8080/.well-known/jwks.json"
+    );
+    assert!(
+        Settings::resolve(
+            args(&["--issuer", "https://gw", "--jwks-uri", "gw/jwks"]),
+            &HashMap::new()
+        )
+        .is_err()
+    );
+}

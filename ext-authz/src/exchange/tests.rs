@@ -97,6 +97,7 @@ async fn fixture() -> Fixture {
     let ex = Exchanger {
         settings: ExchangeSettings {
             issuer: GW.into(),
+            jwks_uri: format!("{GW}/.well-known/jwks.json"),
             leeway_seconds: 30,
             allow_past_subject_expiry: false,
         },
