@@ -357,13 +357,7 @@ async fn ext_authz_guards_the_gateway_api_in_envoy() -> Result<()> {
         resp.header("www-authenticate"),
         Some(r#"Bearer realm="IAM function invoke""#)
     );
-    let resp = request(
-        "POST",
-        &stack.url("/function/env.dev"),
-        &auth,
-        "hello",
-    )
-    .await?;
+    let resp = request("POST", &stack.url("/function/env.dev"), &auth, "hello").await?;
     assert_eq!(resp.status, 401, "an API token cannot invoke");
 
     // Routes with the filter disabled pass without a token.
