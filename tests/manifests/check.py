@@ -1,0 +1,723 @@
+#!/usr/bin/env python3
+"""`make manifests`: static checks of k8s/ and of the OCI packaging.
+
+* every YAML file in k8s/ parses (duplicate keys are errors);
+* the CRDs are what k8s/crds/generate.py writes, and are structural
+  schemas Kubernetes would accept (types everywhere, RE2-only patterns, CEL
+  rules this file knows how to evaluate);
+* every IAM object in k8s/examples, and the accept cases in
+  tests/manifests/cases, validate against their CRD's openAPIV3Schema (as
+  JSON Schema draft 4, unknown fields refused as `kubectl apply` does by
+  default, CEL rules evaluated); each reject case's marked object does not;
+* `kubectl kustomize` renders every layout, and the rendered objects agree
+  with each other and with ext-authz and the filter (ports, names, the
+  issuer, the ext_authz settings authz.rs expects, ...);
+* tools/oci/wasm_oci.py writes a valid, reproducible layout and archive,
+  and its verifier catches tampering.
+
+Needs PyYAML and jsonschema (tests/manifests/requirements.txt, installed
+into .venv by `make setup`) and kubectl ($KUBECTL). Prints
+`manifests: N passed, M failed`; exits 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+CASES = Path(__file__).resolve().parent / "cases"
+KUBECTL = os.environ.get("KUBECTL", "kubectl")
+RENDER_DIR = ROOT / "target" / "manifests"
+EXPECT = "faas-mesh-auth.test/expect"
+
+sys.dont_write_bytecode = True  # no __pycache__ in k8s/ or tools/
+sys.path.insert(0, str(K8S / "crds"))
+sys.path.insert(0, str(ROOT / "tools" / "oci"))
+import generate  # noqa: E402  (k8s/crds/generate.py)
+import wasm_oci  # noqa: E402  (tools/oci/wasm_oci.py)
+
+# --- a tiny runner --------------------------------------------------------
+
+CHECKS: list[tuple[str, object]] = []
+
+
+def check(name: str):
+    def register(fn):
+        CHECKS.append((name, fn))
+        return fn
+
+    return register
+
+
+def run() -> int:
+    passed = failed = 0
+    i = 0
+    while i < len(CHECKS):  # checks may register more checks
+        name, fn = CHECKS[i]
+        i += 1
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - report every failure
+            failed += 1
+            detail = str(e) if isinstance(e, AssertionError) else traceback.format_exc()
+            print(f"FAIL {name}: {detail}")
+        else:
+            passed += 1
+            print(f"ok   {name}")
+    print(f"manifests: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+# --- YAML -----------------------------------------------------------------
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last
+    silently; Kubernetes' decoders refuse them)."""
+
+
+def _mapping(loader, node, deep=False):
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        keys.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def load_all(path: Path) -> list:
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.load_all(f, Loader=StrictLoader) if d is not None]
+
+
+def load_one(path: Path, kind: str | None = None) -> dict:
+    docs = [d for d in load_all(path) if kind is None or d.get("kind") == kind]
+    assert len(docs) == 1, f"{path}: expected one {kind or 'document'}, found {len(docs)}"
+    return docs[0]
+
+
+def yaml_files() -> list[Path]:
+    return sorted(
+        p
+        for p in K8S.rglob("*")
+        if p.is_file() and (p.suffix in (".yaml", ".yml") or p.name == "Kustomization")
+    )
+
+
+@check("k8s/: every YAML file parses, without duplicate keys")
+def _parse_all():
+    files = yaml_files()
+    assert len(files) >= 20, f"only {len(files)} YAML files found"
+    for p in files:
+        try:
+            load_all(p)
+        except yaml.YAMLError as e:
+            raise AssertionError(f"{p.relative_to(ROOT)}: {e}") from None
+
+
+# --- CRDs -----------------------------------------------------------------
+
+CRD_FILES = {kind: K8S / "crds" / name for name, kind in [
+    ("iam.openfaas.com_jwtissuers.yaml", "JwtIssuer"),
+    ("iam.openfaas.com_policies.yaml", "Policy"),
+    ("iam.openfaas.com_roles.yaml", "Role"),
+]}
+
+
+def crd(kind: str) -> dict:
+    return load_one(CRD_FILES[kind], "CustomResourceDefinition")
+
+
+def schema(kind: str) -> dict:
+    (version,) = crd(kind)["spec"]["versions"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+# Every CEL rule the CRDs use, as Python. A rule not listed here fails the
+# structural check, so no rule goes unevaluated by the tests.
+CEL_RULES = {
+    generate.CLAIM_KEY_RULE: lambda m: all(k.startswith("jwt:") and len(k) > 4 for k in m),
+}
+
+
+@check("crds: the YAML files are what k8s/crds/generate.py writes")
+def _crds_fresh():
+    for name, doc in generate.FILES.items():
+        text = (K8S / "crds" / name).read_text(encoding="utf-8")
+        assert text == generate.render(doc), f"{name} is stale: run python3 k8s/crds/generate.py"
+        assert yaml.load(text, Loader=StrictLoader) == doc, f"{name} does not read back as written"
+
+
+_JUNCTOR_FORBIDDEN = {"type", "description", "default", "additionalProperties", "nullable"}
+_NOT_RE2 = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
+
+
+def structural_problems(node: dict, path: str) -> list[str]:
+    """The parts of Kubernetes' structural-schema rules that bite in practice."""
+    out = []
+    if not node.get("x-kubernetes-preserve-unknown-fields") and not node.get(
+        "x-kubernetes-int-or-string"
+    ):
+        if "type" not in node:
+            out.append(f"{path}: no type")
+    if "properties" in node and "additionalProperties" in node:
+        out.append(f"{path}: both properties and additionalProperties")
+    if node.get("uniqueItems"):
+        out.append(f"{path}: uniqueItems is not allowed (use x-kubernetes-list-type: set)")
+    if "pattern" in node:
+        try:
+            re.compile(node["pattern"])
+        except re.error as e:
+            out.append(f"{path}: pattern does not compile: {e}")
+        if _NOT_RE2.search(node["pattern"]):
+            out.append(f"{path}: pattern uses look-around or back-references (not RE2)")
+    for v in node.get("x-kubernetes-validations", []):
+        if v.get("rule") not in CEL_RULES:
+            out.append(f"{path}: CEL rule unknown to tests/manifests/check.py: {v.get('rule')}")
+        if not v.get("message"):
+            out.append(f"{path}: CEL rule without a message")
+    for junctor in ("anyOf", "allOf", "oneOf"):
+        for i, sub in enumerate(node.get(junctor, [])):
+            bad = _JUNCTOR_FORBIDDEN & set(sub)
+            if bad:
+                out.append(f"{path}.{junctor}[{i}]: may not set {sorted(bad)}")
+            for req in sub.get("required", []):
+                if req not in node.get("properties", {}):
+                    out.append(f"{path}.{junctor}[{i}]: requires undeclared field {req}")
+    for k, sub in node.get("properties", {}).items():
+        out += structural_problems(sub, f"{path}.{k}")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += structural_problems(node["additionalProperties"], f"{path}.*")
+    if "items" in node:
+        out += structural_problems(node["items"], f"{path}[]")
+    return out
+
+
+@check("crds: group, names, scope, one served storage version, structural schemas")
+def _crds_structural():
+    for kind, path in CRD_FILES.items():
+        c = crd(kind)
+        s = c["spec"]
+        assert c["apiVersion"] == "apiextensions.k8s.io/v1"
+        assert s["group"] == "iam.openfaas.com" and s["scope"] == "Namespaced"
+        assert s["names"]["kind"] == kind
+        assert c["metadata"]["name"] == f"{s['names']['plural']}.{s['group']}"
+        (v,) = s["versions"]
+        assert v["name"] == "v1" and v["served"] and v["storage"]
+        cols = [col["name"] for col in v["additionalPrinterColumns"]]
+        assert "Age" in cols and len(cols) >= 2, f"{kind}: printer columns {cols}"
+        problems = structural_problems(v["schema"]["openAPIV3Schema"], kind)
+        assert not problems, "\n".join(problems)
+
+
+def strict(node):
+    """The schema as `kubectl apply` enforces it: unknown fields refused
+    (server-side strict field validation; the API server would otherwise
+    prune them silently)."""
+    node = copy.deepcopy(node)
+
+    def walk(n):
+        if isinstance(n, dict):
+            if "properties" in n and "additionalProperties" not in n and not n.get(
+                "x-kubernetes-preserve-unknown-fields"
+            ):
+                n["additionalProperties"] = False
+            for v in n.values():
+                walk(v)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v)
+
+    walk(node)
+    return node
+
+
+def cel_errors(node: dict, value, path: str) -> list[str]:
+    out = []
+    for v in node.get("x-kubernetes-validations", []):
+        if not CEL_RULES[v["rule"]](value):
+            out.append(f"{path}: {v['message']}")
+    if isinstance(value, dict):
+        for k, sub in node.get("properties", {}).items():
+            if k in value:
+                out += cel_errors(sub, value[k], f"{path}.{k}")
+        if isinstance(node.get("additionalProperties"), dict):
+            for k, item in value.items():
+                out += cel_errors(node["additionalProperties"], item, f"{path}.{k}")
+    if isinstance(value, list) and "items" in node:
+        for i, item in enumerate(value):
+            out += cel_errors(node["items"], item, f"{path}[{i}]")
+    return out
+
+
+DNS_SUBDOMAIN = re.compile(f"^{generate.DNS_SUBDOMAIN}$")
+
+
+def validation_errors(doc: dict) -> list[str]:
+    """Why the API server would refuse this IAM object (empty: it accepts)."""
+    kind = doc.get("kind")
+    if doc.get("apiVersion") != "iam.openfaas.com/v1" or kind not in CRD_FILES:
+        return [f"not an iam.openfaas.com/v1 JwtIssuer, Policy or Role: {doc.get('apiVersion')} {kind}"]
+    s = schema(kind)
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in jsonschema.Draft4Validator(strict(s)).iter_errors(doc)
+    ]
+    errors += cel_errors(s, doc, "")
+    name = doc.get("metadata", {}).get("name", "")
+    if not (DNS_SUBDOMAIN.match(name) and len(name) <= 253):
+        errors.append(f"metadata.name {name!r} is not a Kubernetes object name")
+    return errors
+
+
+def label(path: Path, doc: dict) -> str:
+    return f"{path.relative_to(ROOT)}: {doc.get('kind')} {doc.get('metadata', {}).get('name')!r}"
+
+
+def example_files() -> list[Path]:
+    return sorted((K8S / "examples").glob("*.yaml"))
+
+
+@check("examples: every IAM object validates against its CRD schema")
+def _examples_valid():
+    seen = 0
+    for path in example_files():
+        for doc in load_all(path):
+            errors = validation_errors(doc)
+            assert not errors, f"{label(path, doc)}:\n  " + "\n  ".join(errors)
+            assert doc["metadata"].get("namespace") == "openfaas", f"{label(path, doc)}: namespace"
+            seen += 1
+    assert seen >= 12, f"only {seen} example objects"
+
+
+@check("examples: the docs' kinds and issuers are all there")
+def _examples_coverage():
+    docs = [d for p in example_files() for d in load_all(p)]
+    kinds = {d["kind"] for d in docs}
+    assert kinds == {"JwtIssuer", "Policy", "Role"}, kinds
+    iss = {d["spec"]["iss"] for d in docs if d["kind"] == "JwtIssuer"}
+    for want in (
+        "https://keycloak.example.com/realms/openfaas",
+        "https://token.actions.githubusercontent.com",
+        "https://kubernetes.default.svc.cluster.local",
+    ):
+        assert want in iss, f"no JwtIssuer for {want}"
+    assert any("auth0.com" in i for i in iss), "no Auth0 JwtIssuer"
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert any("jwt:repository" in d["spec"].get("principal", {}) for d in roles)
+    assert any(
+        any(v.startswith("system:serviceaccount:") for v in d["spec"].get("principal", {}).get("jwt:sub", []))
+        for d in roles
+    )
+    assert any("principal" in d["spec"].get("condition", {}) for d in roles), "docs' principal-in-condition form"
+
+
+def _case_checks():
+    accept = sorted((CASES / "accept").glob("*.yaml"))
+    reject = sorted((CASES / "reject").glob("*.yaml"))
+    assert len(accept) >= 4 and len(reject) >= 10
+
+    for path in accept:
+        def f(path=path):
+            for doc in load_all(path):
+                errors = validation_errors(doc)
+                assert not errors, f"{label(path, doc)} should validate:\n  " + "\n  ".join(errors)
+        CHECKS.append((f"cases: accept/{path.name} validates", f))
+
+    for path in reject:
+        def f(path=path):
+            docs = load_all(path)
+            marked = [d for d in docs if d.get("metadata", {}).get("annotations", {}).get(EXPECT) == "reject"]
+            assert len(marked) == 1, f"{path.name}: mark exactly one object {EXPECT}: reject"
+            for doc in docs:
+                errors = validation_errors(doc)
+                if doc is marked[0]:
+                    assert errors, f"{label(path, doc)} validates, but the CRD schema must refuse it"
+                else:
+                    assert not errors, f"{label(path, doc)} (supporting) should validate: {errors}"
+        CHECKS.append((f"cases: reject/{path.name} is refused by the schema", f))
+
+
+@check("cases: accept and reject cases found")
+def _cases():
+    _case_checks()
+
+
+# --- kustomize layouts ----------------------------------------------------
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def layouts() -> list[Path]:
+    """Every folder with a kustomization that is not a Component."""
+    out = []
+    for p in sorted(K8S.rglob("*")):
+        if p.is_file() and p.name in KUSTOMIZATION_NAMES:
+            if load_one(p).get("kind", "Kustomization") != "Component":
+                out.append(p.parent)
+    return out
+
+
+RENDERED: dict[str, list[dict]] = {}
+
+
+def rendered(rel: str) -> list[dict]:
+    if rel not in RENDERED:
+        out = subprocess.run(
+            [KUBECTL, "kustomize", str(K8S / rel)], capture_output=True, text=True, check=False
+        )
+        assert out.returncode == 0, f"{KUBECTL} kustomize k8s/{rel} failed:\n{out.stderr}"
+        RENDER_DIR.mkdir(parents=True, exist_ok=True)
+        (RENDER_DIR / (rel.replace("/", "-") + ".yaml")).write_text(out.stdout, encoding="utf-8")
+        RENDERED[rel] = [d for d in yaml.load_all(out.stdout, Loader=StrictLoader) if d]
+    return RENDERED[rel]
+
+
+def obj(rel: str, kind: str, name: str | None = None) -> dict:
+    found = [d for d in rendered(rel) if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"k8s/{rel}: expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+EXPECTED_LAYOUTS = {
+    "base", "examples", "function", "istio/enforce", "istio/audit", "ingress", "gateway-authz",
+}
+
+
+@check("kustomize: the layouts are the documented ones")
+def _layouts():
+    found = {str(p.relative_to(K8S)) for p in layouts()}
+    assert found == EXPECTED_LAYOUTS, f"layouts {sorted(found)}; update EXPECTED_LAYOUTS and k8s/README.md"
+    for rel in sorted(found):
+        CHECKS.append((f"kustomize: k8s/{rel} renders", lambda rel=rel: _renders(rel)))
+
+
+CLUSTER_SCOPED = {"CustomResourceDefinition", "Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+def _renders(rel: str):
+    docs = rendered(rel)
+    assert docs, f"k8s/{rel} renders nothing"
+    for d in docs:
+        assert d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), d
+        assert d["kind"] not in CLUSTER_SCOPED, f"k8s/{rel}: {d['kind']} does not belong in a layout"
+        assert d["metadata"].get("namespace"), f"k8s/{rel}: {d['kind']} {d['metadata']['name']} has no namespace"
+        if rel != "function":  # the sample function is not part of faas-mesh-auth
+            part_of = d["metadata"].get("labels", {}).get("app.kubernetes.io/part-of")
+            assert part_of == "faas-mesh-auth", f"k8s/{rel}: {d['kind']} {d['metadata']['name']} lacks part-of"
+
+
+def params_issuer() -> str:
+    return load_one(K8S / "params" / "params.yaml", "ConfigMap")["data"]["issuer"]
+
+
+def go_duration_seconds(text: str) -> float:
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"([0-9.]+)(ns|us|µs|ms|s|m|h)", text)
+    assert parts and "".join(a + b for a, b in parts) == text, f"not a Go duration: {text}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def config_env_names() -> set[str]:
+    src = (ROOT / "ext-authz" / "src" / "config.rs").read_text(encoding="utf-8")
+    return set(re.findall(r'pub const ENV_[A-Z_]+: &str = "([A-Z_]+)";', src))
+
+
+def config_default(flag_default: str) -> str:
+    src = (ROOT / "ext-authz" / "src" / "config.rs").read_text(encoding="utf-8")
+    m = re.search(rf'PathBuf::from\("({re.escape(flag_default)}[^"]*)"\)', src)
+    assert m, f"no default {flag_default}* in config.rs"
+    return m.group(1)
+
+
+@check("base: the ext-authz Deployment")
+def _deployment():
+    d = obj("base", "Deployment", "ext-authz")
+    spec, pod = d["spec"], d["spec"]["template"]["spec"]
+    assert spec["replicas"] == 2
+    assert d["metadata"]["namespace"] == "openfaas"
+    (c,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    known = config_env_names()
+    assert set(env) <= known, f"env vars ext-authz does not read: {sorted(set(env) - known)}"
+    assert env["EXT_AUTHZ_ISSUER"] == params_issuer()
+    assert env["EXT_AUTHZ_IAM_DIR"] == config_default("/etc/faas-mesh-auth") == "/etc/faas-mesh-auth/iam"
+    assert env["EXT_AUTHZ_SIGNING_KEY_DIR"] == config_default("/var/run/faas-mesh-auth") == "/var/run/faas-mesh-auth/keys"
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": 8080, "grpc": 9000}
+    assert env["EXT_AUTHZ_HTTP_ADDR"].endswith(":8080") and env["EXT_AUTHZ_GRPC_ADDR"].endswith(":9000")
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    for k in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(c["resources"][k]), f"resources.{k}"
+    sc, psc = c["securityContext"], pod["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"] and sc["runAsNonRoot"] and psc["runAsNonRoot"]
+    assert psc["seccompProfile"]["type"] == sc["seccompProfile"]["type"] == "RuntimeDefault"
+    grace = go_duration_seconds(env["EXT_AUTHZ_SHUTDOWN_GRACE"])
+    pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > grace + pre_stop, "grace period must outlast preStop + drain"
+    assert pod["topologySpreadConstraints"], "spread the replicas"
+    assert pod["automountServiceAccountToken"] is False
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["iam"] == env["EXT_AUTHZ_IAM_DIR"] and vols["iam"]["configMap"]["name"] == "ext-authz-iam"
+    assert mounts["signing-keys"] == env["EXT_AUTHZ_SIGNING_KEY_DIR"]
+    assert vols["signing-keys"]["secret"]["secretName"] == "ext-authz-signing-key"
+    assert env["EXT_AUTHZ_IDP_CA_FILE"].startswith(mounts["kube-ca"] + "/")
+    assert all(m.get("readOnly") for m in c["volumeMounts"] if m["name"] != "tmp")
+
+
+@check("base: Service, ServiceAccount, PodDisruptionBudget, and no RBAC or Secret")
+def _base_others():
+    svc = obj("base", "Service", "ext-authz")
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert ports["http"]["port"] == 8080 and ports["grpc"]["port"] == 9000
+    assert ports["grpc"]["appProtocol"] == "grpc"
+    dep = obj("base", "Deployment", "ext-authz")
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    sa = obj("base", "ServiceAccount", "ext-authz")
+    assert sa["automountServiceAccountToken"] is False
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "ext-authz"
+    pdb = obj("base", "PodDisruptionBudget", "ext-authz")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    for rel in EXPECTED_LAYOUTS:
+        docs = rendered(rel)
+        rbac = [d["kind"] for d in docs if d["apiVersion"].startswith("rbac.authorization.k8s.io/")]
+        assert not rbac, f"k8s/{rel} grants RBAC ({rbac}): ext-authz needs none"
+        assert "Secret" not in {d["kind"] for d in docs}, f"k8s/{rel} carries a Secret: keys are never committed"
+
+
+@check("examples: the ConfigMap ext-authz-iam holds exactly the example files")
+def _examples_configmap():
+    cm = obj("examples", "ConfigMap", "ext-authz-iam")
+    assert cm["metadata"]["namespace"] == "openfaas"
+    files = {p.name: p.read_text(encoding="utf-8") for p in example_files()}
+    assert cm["data"] == files, "ConfigMap data differs from k8s/examples/*.yaml"
+    crs = [d for d in rendered("examples") if d["apiVersion"] == "iam.openfaas.com/v1"]
+    want = [d for p in example_files() for d in load_all(p)]
+    strip = lambda d: {**d, "metadata": {k: v for k, v in d["metadata"].items() if k != "labels"}}  # noqa: E731
+    dump = lambda d: json.dumps(d, sort_keys=True)  # noqa: E731
+    assert sorted(map(dump, map(strip, crs))) == sorted(map(dump, want)), "rendered CRs differ from the files"
+
+
+def wasmplugin(rel: str) -> dict:
+    return obj(rel, "WasmPlugin", "faas-mesh-auth")
+
+
+@check("istio: the WasmPlugin (enforce) and its audit overlay")
+def _wasmplugin():
+    svc = obj("base", "Service", "ext-authz")
+    http_port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
+    fn = obj("function", "Deployment", "env")
+    fn_port = fn["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    labels = fn["spec"]["template"]["metadata"]["labels"]
+    enforce, audit = wasmplugin("istio/enforce"), wasmplugin("istio/audit")
+    for w in (enforce, audit):
+        s = w["spec"]
+        assert w["apiVersion"] == "extensions.istio.io/v1alpha1"
+        assert s["phase"] == "AUTHN" and s["failStrategy"] == "FAIL_CLOSE"
+        assert s["url"].startswith("oci://") and s["imagePullPolicy"] in ("IfNotPresent", "Always")
+        assert s["selector"]["matchLabels"] == {"openfaas.com/jwt-auth": "true"}
+        assert s["selector"]["matchLabels"].items() <= labels.items(), "the sample function is not selected"
+        assert s["match"] == [{"mode": "SERVER", "ports": [{"number": fn_port}]}], "inbound to the watchdog only"
+        cfg = s["pluginConfig"]
+        assert cfg["issuer"] == params_issuer()
+        ns = svc["metadata"]["namespace"]
+        assert cfg["jwks"]["cluster"] == f"outbound|{http_port}||{svc['metadata']['name']}.{ns}.svc.cluster.local"
+        assert "function" not in cfg, "identity must come from node metadata, per pod"
+    assert enforce["spec"]["pluginConfig"]["mode"] == "enforce"
+    assert audit["spec"]["pluginConfig"]["mode"] == "audit"
+    a = copy.deepcopy(audit)
+    a["spec"]["pluginConfig"]["mode"] = "enforce"
+    assert a == enforce, "the audit overlay must change nothing but the mode"
+
+
+@check("params: one issuer; changing it changes every layout")
+def _params_propagate():
+    issuer = params_issuer()
+    host = issuer.split("/")[2]
+    gw = obj("ingress", "Gateway", "openfaas")
+    assert all(srv["hosts"] == [host] for srv in gw["spec"]["servers"])
+    vs = obj("ingress", "VirtualService", "openfaas-gateway")
+    assert vs["spec"]["hosts"] == [host]
+    with tempfile.TemporaryDirectory() as tmp:
+        # A copy of k8s/ with another issuer: every use must follow.
+        import shutil
+
+        copy_root = Path(tmp) / "k8s"
+        shutil.copytree(K8S, copy_root)
+        p = copy_root / "params" / "params.yaml"
+        p.write_text(p.read_text().replace(issuer, "https://faas.corp.test"), encoding="utf-8")
+        texts = {}
+        for rel in ("base", "istio/enforce", "istio/audit", "ingress"):
+            out = subprocess.run([KUBECTL, "kustomize", str(copy_root / rel)], capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            texts[rel] = out.stdout
+            assert issuer not in out.stdout and host not in out.stdout, f"k8s/{rel} still has {issuer}"
+        assert "value: https://faas.corp.test" in texts["base"]
+        assert "issuer: https://faas.corp.test" in texts["istio/enforce"]
+        assert "- faas.corp.test" in texts["ingress"]
+
+
+def authz_rs_body_settings() -> dict:
+    src = (ROOT / "ext-authz" / "src" / "authz.rs").read_text(encoding="utf-8")
+    get = lambda key: re.search(rf"//!\s+{key}: (\S+)", src).group(1)  # noqa: E731
+    return {
+        "maxRequestBytes": int(get("max_request_bytes")),
+        "allowPartialMessage": get("allow_partial_message") == "true",
+        "packAsBytes": get("pack_as_bytes") == "true",
+    }
+
+
+@check("mesh: the extension provider matches the Service and what authz.rs expects")
+def _mesh():
+    svc = obj("base", "Service", "ext-authz")
+    grpc = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    op = load_one(K8S / "mesh" / "istio-operator.yaml")
+    values = load_one(K8S / "mesh" / "istiod-values.yaml")
+    assert op["kind"] == "IstioOperator"
+    providers = op["spec"]["meshConfig"]["extensionProviders"]
+    assert providers == values["meshConfig"]["extensionProviders"], "the two snippets differ"
+    (p,) = providers
+    g = p["envoyExtAuthzGrpc"]
+    assert g["service"] == f"ext-authz.{svc['metadata']['namespace']}.svc.cluster.local"
+    assert g["port"] == grpc
+    assert g["failOpen"] is False
+    assert go_duration_seconds(g["timeout"]) <= 5
+    assert g["includeRequestBodyInCheck"] == authz_rs_body_settings()
+    policy = obj("gateway-authz", "AuthorizationPolicy", "openfaas-gateway-ext-authz")
+    assert policy["spec"]["action"] == "CUSTOM"
+    assert policy["spec"]["provider"]["name"] == p["name"]
+    assert policy["metadata"]["namespace"] == "openfaas"
+    (rule,) = policy["spec"]["rules"]
+    (to,) = rule["to"]
+    op_ = to["operation"]
+    # /system/* is covered: nothing in notPaths matches it.
+    assert not any(n in ("/*", "/system/*") or n.startswith("/system") for n in op_["notPaths"])
+    assert set(op_["notPaths"]) >= {"/function/*", "/async-function/*"}
+
+
+@check("function: the sample env function")
+def _function():
+    d = obj("function", "Deployment", "env")
+    assert d["metadata"]["namespace"] == "openfaas-fn"
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    assert labels["faas_function"] == "env"
+    assert labels["openfaas.com/jwt-auth"] == "true"
+    assert labels["sidecar.istio.io/inject"] == "true"
+    (c,) = d["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == "ghcr.io/openfaas/alpine:latest"
+    assert {"name": "fprocess", "value": "env"} in c["env"]
+    svc = obj("function", "Service", "env")
+    assert svc["spec"]["selector"] == {"faas_function": "env"}
+
+
+@check("ingress: token exchange and discovery go to ext-authz, the rest to the gateway")
+def _ingress():
+    vs = obj("ingress", "VirtualService", "openfaas-gateway")
+    first, last = vs["spec"]["http"][0], vs["spec"]["http"][-1]
+    exact = {m["uri"]["exact"] for m in first["match"]}
+    assert exact == {"/oauth/token", "/.well-known/openid-configuration", "/.well-known/jwks.json"}
+    assert first["route"][0]["destination"]["host"] == "ext-authz.openfaas.svc.cluster.local"
+    assert first["route"][0]["destination"]["port"]["number"] == 8080
+    assert "match" not in last and last["route"][0]["destination"]["host"] == "gateway.openfaas.svc.cluster.local"
+
+
+# --- OCI packaging --------------------------------------------------------
+
+FAKE_WASM = b"\0asm\x01\0\0\0" + bytes(range(256)) * 64
+
+
+def _build(tmp: Path, variant: str, wasm: bytes = FAKE_WASM, name: str = "img") -> dict:
+    tmp.mkdir(parents=True, exist_ok=True)
+    src = tmp / f"in-{name}-{variant}.wasm"
+    src.write_bytes(wasm)
+    return wasm_oci.build(src, tmp / variant, name, "0.1.0", variant)
+
+
+@check("oci: compat layout: digests, sizes, media types, plugin.wasm, archive")
+def _oci_compat():
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        r = _build(tmp, "compat")
+        layout = Path(r["layout"])
+        assert r["variant"] == "compat"
+        index = json.loads((layout / "index.json").read_text())
+        (m,) = index["manifests"]
+        assert m["annotations"]["org.opencontainers.image.ref.name"] == "0.1.0"
+        manifest_bytes = (layout / "blobs/sha256" / m["digest"][7:]).read_bytes()
+        assert "sha256:" + hashlib.sha256(manifest_bytes).hexdigest() == m["digest"] == r["manifest_digest"]
+        manifest = json.loads(manifest_bytes)
+        assert [l["mediaType"] for l in manifest["layers"]] == ["application/vnd.oci.image.layer.v1.tar+gzip"]
+        assert manifest["annotations"]["module.wasm.image/variant"] == "compat"
+        for blob in (layout / "blobs/sha256").iterdir():
+            assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+        assert r["module_sha256"] == "sha256:" + hashlib.sha256(FAKE_WASM).hexdigest()
+        assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+
+
+@check("oci: oci variant has the two layers Istio requires")
+def _oci_artifact():
+    with tempfile.TemporaryDirectory() as t:
+        r = _build(Path(t), "oci")
+        layout = Path(r["layout"])
+        m = json.loads((layout / "blobs/sha256" / r["manifest_digest"][7:]).read_text())
+        assert m["config"]["mediaType"] == "application/vnd.module.wasm.config.v1+json"
+        assert sorted(l["mediaType"] for l in m["layers"]) == [
+            "application/vnd.module.wasm.config.v1+json",
+            "application/vnd.module.wasm.content.layer.v1+wasm",
+        ]
+
+
+@check("oci: reproducible, and verify catches tampering and non-wasm input")
+def _oci_repro():
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        a = _build(tmp / "a", "compat")
+        b = _build(tmp / "b", "compat")
+        assert a["manifest_digest"] == b["manifest_digest"], "same input, different digest"
+        assert Path(a["archive"]).read_bytes() == Path(b["archive"]).read_bytes()
+        other = _build(tmp / "b", "compat", FAKE_WASM + b"\0", name="other")
+        assert other["manifest_digest"] != a["manifest_digest"]
+        layout = Path(a["layout"])
+        manifest = json.loads((layout / "blobs/sha256" / a["manifest_digest"][7:]).read_text())
+        blob = layout / "blobs/sha256" / manifest["layers"][0]["digest"][7:]
+        data = blob.read_bytes()
+        blob.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+        try:
+            wasm_oci.verify(layout)
+        except wasm_oci.OciError:
+            pass
+        else:
+            raise AssertionError("a tampered layer verified")
+        try:
+            _build(tmp / "b", "compat", b"not wasm", name="bad")
+        except wasm_oci.OciError:
+            pass
+        else:
+            raise AssertionError("a non-wasm input was packaged")
+
+
+if __name__ == "__main__":
+    sys.exit(run())
