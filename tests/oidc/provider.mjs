@@ -18,6 +18,9 @@
 // secret or token is ever logged. SIGTERM or SIGINT closes the server and
 // exits 0.
 //
+// `POST /test/rotate-key` rotates the signing key as an IdP does: a new key
+// signs from then on, the old ones stay published; it answers {"kid": NEW}.
+//
 // The token request is the one the OpenFaaS docs show for Keycloak:
 //
 //   curl -X POST "$ISSUER/token" -d client_id=openfaas-demo \
@@ -88,7 +91,9 @@ const RESOURCE = 'urn:faas-mesh-auth:gateway';
 
 async function main() {
   const s = settings();
-  const key = await signingKey(s.alg);
+  // The signing key first (oidc-provider signs with the first that fits),
+  // then the retired ones, still published.
+  let keys = [await signingKey(s.alg)];
 
   const server = http.createServer();
   await new Promise((resolve, reject) => {
@@ -98,8 +103,8 @@ async function main() {
   const { port } = server.address();
   const issuer = `http://${s.host}:${port}`;
 
-  const provider = new Provider(issuer, {
-    jwks: { keys: [key] },
+  const configuration = () => ({
+    jwks: { keys },
     clients: [
       {
         client_id: s['client-id'],
@@ -142,17 +147,40 @@ async function main() {
     ttl: { ClientCredentials: s.ttl },
   });
 
-  provider.on('grant.success', (ctx) => {
-    log(`issued ${ctx.oidc.params.grant_type} token to ${ctx.oidc.client?.clientId}`);
-  });
-  provider.on('grant.error', (ctx, err) => {
-    log(`token request refused: ${err.error}: ${err.error_description}`);
-  });
-  provider.on('server_error', (_ctx, err) => {
-    log(`server error: ${err.message}`);
-  });
+  const newProvider = () => {
+    const provider = new Provider(issuer, configuration());
+    provider.on('grant.success', (ctx) => {
+      log(`issued ${ctx.oidc.params.grant_type} token to ${ctx.oidc.client?.clientId}`);
+    });
+    provider.on('grant.error', (_ctx, err) => {
+      log(`token request refused: ${err.error}: ${err.error_description}`);
+    });
+    provider.on('server_error', (_ctx, err) => {
+      log(`server error: ${err.message}`);
+    });
+    return provider.callback();
+  };
 
-  server.on('request', provider.callback());
+  // Client-credentials JWTs keep no server-side state, so a rotation can
+  // simply swap in a provider built with the new key set.
+  let handle = newProvider();
+  server.on('request', (req, res) => {
+    if (req.method === 'POST' && req.url === '/test/rotate-key') {
+      signingKey(s.alg).then((key) => {
+        keys = [key, ...keys];
+        handle = newProvider();
+        log(`rotated: ${s.alg} key ${key.kid} signs, ${keys.length} keys published`);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ kid: key.kid }));
+      }, (err) => {
+        log(`rotation failed: ${err.message}`);
+        res.statusCode = 500;
+        res.end();
+      });
+      return;
+    }
+    handle(req, res);
+  });
 
   const stop = (signal) => {
     log(`${signal}: stopping`);
@@ -162,7 +190,7 @@ async function main() {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 
-  log(`client ${s['client-id']}, audience ${s.audience}, ${s.alg} key ${key.kid}, token ttl ${s.ttl}s`);
+  log(`client ${s['client-id']}, audience ${s.audience}, ${s.alg} key ${keys[0].kid}, token ttl ${s.ttl}s`);
   process.stdout.write(`issuer=${issuer}\n`);
 }
 

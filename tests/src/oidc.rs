@@ -202,6 +202,21 @@ impl OidcProvider {
             .ok_or_else(|| anyhow!("token response has no access_token: {}", resp.body))
     }
 
+    /// Rotate the signing key, as an IdP does: a new key signs from now on,
+    /// and the old ones stay in the JWKS. Returns the new `kid`.
+    pub async fn rotate_key(&self) -> Result<String> {
+        let url = format!("{}/test/rotate-key", self.issuer);
+        let resp = request("POST", &url, &[], Vec::new()).await?;
+        if resp.status != 200 {
+            bail!("POST {url}: {} {}", resp.status, resp.body);
+        }
+        resp.json()?
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("rotation answered no kid: {}", resp.body))
+    }
+
     /// Its log (stderr) so far.
     pub fn log(&self) -> String {
         self.proc.stderr()

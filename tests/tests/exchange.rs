@@ -302,6 +302,19 @@ async fn docs_flow_client_credentials_token_becomes_a_function_token() {
     assert_eq!(idp_claims["payload"]["sub"], "openfaas-demo");
     assert_eq!(idp_claims["payload"]["client_id"], "openfaas-demo");
 
+    // ext-authz's own discovery document.
+    let doc = get(
+        &format!("{}/.well-known/openid-configuration", authz.http_url()),
+        &[],
+    )
+    .await
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(doc["issuer"], GATEWAY);
+    assert_eq!(doc["token_endpoint"], format!("{GATEWAY}/oauth/token"));
+    assert_eq!(doc["jwks_uri"], format!("{GATEWAY}/.well-known/jwks.json"));
+
     // Step 2, as the docs' curl.
     let resp = exchange(&authz, &idp_token, &[("scope", "function")]).await;
     let token = issued(&resp, Some("function"));
@@ -796,6 +809,38 @@ async fn an_unreachable_idp_is_temporarily_unavailable_unless_its_keys_are_cache
         Some("function"),
     );
     verify_ours(&authz, &token).await;
+}
+
+/// The IdP rotates its signing key: ext-authz, holding the old key set,
+/// refetches it when a token names the new kid; tokens under the old key
+/// still work while the IdP publishes it.
+#[tokio::test]
+async fn a_rotated_idp_key_is_fetched_on_its_unknown_kid() {
+    let provider = OidcProvider::start(OidcOpts::default()).await.unwrap();
+    // Refetches on unknown kids are rate-limited (30 s by default); the
+    // first fetch was a moment ago.
+    let authz = ExtAuthz::start(docs_iam(&provider).arg("--idp-min-refetch").arg("0s"))
+        .await
+        .unwrap();
+    let before = provider.client_credentials_token("email").await.unwrap();
+    issued(
+        &exchange(&authz, &before, &[("scope", "function")]).await,
+        Some("function"),
+    );
+
+    let kid = provider.rotate_key().await.unwrap();
+    let after = provider.client_credentials_token("email").await.unwrap();
+    assert_eq!(header(&after)["kid"], kid);
+    assert_ne!(header(&before)["kid"], kid);
+    issued(
+        &exchange(&authz, &after, &[("scope", "function")]).await,
+        Some("function"),
+    );
+    authz.wait_for_log("unknown kid", T).await.unwrap();
+    issued(
+        &exchange(&authz, &before, &[("scope", "function")]).await,
+        Some("function"),
+    );
 }
 
 /// Roles and Policies change under a running ext-authz; an invalid change
