@@ -26,7 +26,7 @@ impl TestKey {
         Self::from_pair(&pair)
     }
 
-    /// A key from a PKCS#8 or SEC1 PEM, as `openssl ecparam -genkey` writes.
+    /// A key from a PKCS#8 PEM (`openssl pkcs8 -topk8 -nocrypt` output).
     pub fn from_pem(pem: &str) -> Option<Self> {
         ES256KeyPair::from_pem(pem)
             .ok()

@@ -85,8 +85,18 @@ struct Cached {
 #[derive(Default)]
 struct Entry {
     cached: RwLock<Option<Arc<Cached>>>,
+    /// Last fetch of any kind: a down IdP is not retried on every request.
     last_attempt: Mutex<Option<Instant>>,
+    /// Last refetch caused by an unknown `kid`: the rate limit applies to
+    /// these only, so a rotation right after the first fetch still works.
+    last_kid_refetch: Mutex<Option<Instant>>,
     fetch_lock: tokio::sync::Mutex<()>,
+}
+
+fn elapsed_since(slot: &Mutex<Option<Instant>>, min: Duration) -> bool {
+    slot.lock()
+        .map(|t| t.is_none_or(|t| t.elapsed() >= min))
+        .unwrap_or(true)
 }
 
 impl Entry {
@@ -94,11 +104,20 @@ impl Entry {
         self.cached.read().ok().and_then(|c| c.clone())
     }
 
-    fn may_refetch(&self, min: Duration) -> bool {
-        self.last_attempt
-            .lock()
-            .map(|t| t.is_none_or(|t| t.elapsed() >= min))
-            .unwrap_or(true)
+    fn may_retry(&self, min: Duration) -> bool {
+        elapsed_since(&self.last_attempt, min)
+    }
+
+    /// Claim the right to an unknown-kid refetch, if the rate limit allows.
+    fn claim_kid_refetch(&self, min: Duration) -> bool {
+        match self.last_kid_refetch.lock() {
+            Ok(mut t) if t.is_none_or(|t| t.elapsed() >= min) => {
+                *t = Some(Instant::now());
+                true
+            }
+            Ok(_) => false,
+            Err(_) => true,
+        }
     }
 }
 
@@ -140,20 +159,23 @@ impl Issuers {
         let entry = self.entry(issuer.iss());
         let keys = self.keys(issuer, &entry).await?;
         match verify::<ClaimMap>(token, &keys, &validation, now) {
-            Err(TokenError::UnknownKid(kid)) if entry.may_refetch(self.settings.min_refetch) => {
+            Err(TokenError::UnknownKid(kid))
+                if entry.claim_kid_refetch(self.settings.min_refetch) =>
+            {
                 tracing::info!(
                     iss = issuer.iss(),
                     kid,
                     "subject token names an unknown kid; refetching the issuer's keys"
                 );
                 let seen = entry.cached().map(|c| c.fetched_at);
-                let keys = match self.refresh(issuer, &entry, seen).await {
-                    Ok(keys) => keys,
-                    Err(e) => {
-                        tracing::warn!(iss = issuer.iss(), error = %e, "refetch failed");
-                        keys
+                // With the IdP down the kid cannot be checked either way:
+                // that is "try again later", not "bad token".
+                let keys = self.refresh(issuer, &entry, seen).await.map_err(|source| {
+                    SubjectError::Unavailable {
+                        iss: issuer.iss().to_owned(),
+                        source,
                     }
-                };
+                })?;
                 Ok(verify::<ClaimMap>(token, &keys, &validation, now)?)
             }
             other => Ok(other?),
@@ -169,7 +191,7 @@ impl Issuers {
             .filter(|c| c.fetched_at.elapsed() < s.max_stale);
         match cached {
             Some(c) if c.fetched_at.elapsed() < s.refresh => Ok(c.keys.clone()),
-            Some(c) if !entry.may_refetch(s.min_refetch) => Ok(c.keys.clone()),
+            Some(c) if !entry.may_retry(s.min_refetch) => Ok(c.keys.clone()),
             Some(c) => match self.refresh(issuer, entry, Some(c.fetched_at)).await {
                 Ok(keys) => Ok(keys),
                 Err(e) => {

@@ -103,7 +103,7 @@ async fn unknown_kid_refetches_once_within_the_rate_limit() {
         .unwrap();
     assert_eq!(idp.hits(), 4);
 
-    // With a rate limit, a flood of unknown kids does not hammer the IdP.
+    // With a rate limit, a flood of unknown kids costs the IdP one refetch.
     let reg = issuers(IssuerSettings::default());
     reg.verify(&iss, &id_token(&old, &idp.url(), "openfaas"), now())
         .await
@@ -117,7 +117,7 @@ async fn unknown_kid_refetches_once_within_the_rate_limit() {
                 .is_err()
         );
     }
-    assert_eq!(idp.hits(), before);
+    assert_eq!(idp.hits(), before + 2, "discovery and JWKS, once");
 }
 
 #[tokio::test]
@@ -212,6 +212,47 @@ async fn iss_internal_is_where_keys_come_from() {
         .await
         .unwrap();
     assert_eq!(v.claims.iss.as_deref(), Some(public));
+}
+
+#[tokio::test]
+async fn a_rotation_right_after_the_first_fetch_is_seen() {
+    // The default rate limit must not count the first fetch.
+    let idp = JsonServer::start().await;
+    let (old, new) = (TestKey::generate(), TestKey::generate());
+    idp.serve_oidc(&jwks(&[&old]));
+    let iss = issuer(&idp.url(), None);
+    let reg = issuers(IssuerSettings::default());
+    reg.verify(&iss, &id_token(&old, &idp.url(), "openfaas"), now())
+        .await
+        .unwrap();
+    idp.set("/jwks", 200, jwks(&[&old, &new]));
+    reg.verify(&iss, &id_token(&new, &idp.url(), "openfaas"), now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_kid_while_the_idp_is_down_is_unavailable_not_invalid() {
+    let idp = JsonServer::start().await;
+    let (old, new) = (TestKey::generate(), TestKey::generate());
+    idp.serve_oidc(&jwks(&[&old]));
+    let url = idp.url();
+    let iss = issuer(&url, None);
+    let reg = issuers(IssuerSettings::default());
+    reg.verify(&iss, &id_token(&old, &url, "openfaas"), now())
+        .await
+        .unwrap();
+    // The IdP fails (dropping the server would not close pooled connections).
+    idp.set("/.well-known/openid-configuration", 503, "down");
+    let err = reg
+        .verify(&iss, &id_token(&new, &url, "openfaas"), now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubjectError::Unavailable { .. }), "{err}");
+    // Cached keys still serve tokens they know.
+    reg.verify(&iss, &id_token(&old, &url, "openfaas"), now())
+        .await
+        .unwrap();
 }
 
 #[test]
