@@ -67,15 +67,18 @@ impl Unavailable {
 
 enum Verdict {
     Final(Decision),
-    /// Pause until the keys settle.
-    Wait,
+    /// Pause until the keys settle: a fetch that starts by `fetch_by_ms`.
+    Wait {
+        fetch_by_ms: u64,
+    },
 }
 
 #[derive(Debug)]
 struct Waiter {
     context: u32,
     token: String,
-    since_ms: u64,
+    /// The fetch that settles this waiter starts at or after this time.
+    fetch_by_ms: u64,
     deadline_ms: u64,
 }
 
@@ -185,12 +188,14 @@ impl Worker {
         let now = host.now_ms();
         match self.evaluate(host, token, now, true) {
             Verdict::Final(d) => self.apply(host, d),
-            Verdict::Wait => {
+            Verdict::Wait { fetch_by_ms } => {
                 self.waiters.push(Waiter {
                     context,
                     token: token.to_owned(),
-                    since_ms: now,
-                    deadline_ms: now + self.remote().map_or(0, |r| r.timeout_ms) + 2 * TICK_MS,
+                    fetch_by_ms,
+                    deadline_ms: fetch_by_ms
+                        + self.remote().map_or(0, |r| r.timeout_ms)
+                        + 2 * TICK_MS,
                 });
                 Flow::Pause
             }
@@ -222,7 +227,9 @@ impl Worker {
             // Before the first keys: wait for a fetch that is running or
             // about to, otherwise fail closed at once.
             if can_wait && self.waiters.len() < MAX_WAITERS && self.fetch_soon(now_ms) {
-                return Verdict::Wait;
+                return Verdict::Wait {
+                    fetch_by_ms: now_ms,
+                };
             }
             return Verdict::Final(Decision::Unavailable(Unavailable::NoKeys));
         };
@@ -247,31 +254,49 @@ impl Worker {
                     Outcome::Denied(d) => Decision::Deny(d),
                 })
             }
-            Err(TokenError::UnknownKid(kid)) if can_wait && self.may_refetch(now_ms) => {
-                if !self.refetch_wanted {
-                    host.log(
-                        LogLevel::Info,
-                        &format!(
-                            "faas-mesh-auth: token names unknown kid {kid:?}; refetching keys"
-                        ),
-                    );
-                    self.metrics.inc(host, Counter::UnknownKidRefetch);
+            Err(TokenError::UnknownKid(kid)) if can_wait => match self.refetch_start(now_ms) {
+                Some(fetch_by_ms) => {
+                    if !self.refetch_wanted {
+                        host.log(
+                            LogLevel::Info,
+                            &format!(
+                                "faas-mesh-auth: token names unknown kid {kid:?}; refetching keys"
+                            ),
+                        );
+                        self.metrics.inc(host, Counter::UnknownKidRefetch);
+                    }
+                    self.refetch_wanted = true;
+                    Verdict::Wait { fetch_by_ms }
                 }
-                self.refetch_wanted = true;
-                Verdict::Wait
-            }
+                None => Verdict::Final(Decision::Deny(InvokeDenial::Token(
+                    TokenError::UnknownKid(kid),
+                ))),
+            },
             Err(e) => Verdict::Final(Decision::Deny(InvokeDenial::Token(e))),
         }
     }
 
-    /// An unknown kid may wait for a refetch if one is running or allowed.
-    fn may_refetch(&self, now_ms: u64) -> bool {
-        let Some(remote) = self.remote() else {
-            return false;
-        };
-        self.waiters.len() < MAX_WAITERS
-            && (self.fetch_running(now_ms)
-                || self.shared.refetch_allowed(now_ms, remote.min_refetch_ms))
+    /// When the refetch an unknown kid waits for will have started: now if
+    /// one is running or allowed, else when the rate limit next allows one.
+    /// None when nothing can be waited for (static keys, too many waiters).
+    /// A key ext-authz has just started signing with is thus accepted on its
+    /// first request even within `min_refetch_seconds` of the last fetch; a
+    /// flood of made-up kids still costs one fetch per window.
+    fn refetch_start(&self, now_ms: u64) -> Option<u64> {
+        let remote = self.remote()?;
+        if self.waiters.len() >= MAX_WAITERS {
+            return None;
+        }
+        if self.fetch_running(now_ms) {
+            return Some(now_ms);
+        }
+        Some(
+            now_ms.max(
+                self.shared
+                    .last_attempt_ms
+                    .saturating_add(remote.min_refetch_ms),
+            ),
+        )
     }
 
     /// A fetch is in flight here or in another worker.
@@ -357,7 +382,7 @@ impl Worker {
             }
             let decision = match self.evaluate(host, &w.token, now, false) {
                 Verdict::Final(d) => d,
-                Verdict::Wait => Decision::Unavailable(Unavailable::NoKeys),
+                Verdict::Wait { .. } => Decision::Unavailable(Unavailable::NoKeys),
             };
             if self.apply(host, decision) == Flow::Continue {
                 host.resume_request();
@@ -420,12 +445,12 @@ impl Worker {
                 self.start_fetch(host, &remote, now);
             }
         }
-        // Waiters settle when a fetch that began after they arrived is over
-        // (done by any worker), or when they time out.
+        // Waiters settle when the fetch they wait for is over (done by any
+        // worker), or when they time out.
         let shared = self.shared;
         let fetch_running = self.fetch_running(now);
         self.resolve_waiters(host, |w| {
-            now >= w.deadline_ms || (!fetch_running && shared.last_attempt_ms >= w.since_ms)
+            now >= w.deadline_ms || (!fetch_running && shared.last_attempt_ms >= w.fetch_by_ms)
         });
     }
 

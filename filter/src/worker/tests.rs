@@ -392,21 +392,52 @@ fn rotation_to_an_unknown_kid_refetches_once_and_is_rate_limited() {
     assert_eq!(h.calls.borrow().len(), 2, "one refetch for both waiters");
     serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
     assert_eq!(*h.resumed.borrow(), vec![1, 2]);
-    // A made-up kid right after: the refetch is rate-limited, so 401 at once.
+    // A made-up kid right after: the rate limit (10 s) holds the request
+    // until the next refetch may start, and a flood costs one fetch.
     let bogus = TestKey::generate();
+    for ctx in [3, 4, 5] {
+        assert_eq!(
+            send(&mut w, &h, ctx, "/", Some(&bearer(&key_token(&bogus, &h)))),
+            Flow::Pause
+        );
+    }
+    assert!(h.response_for(3).is_none());
+    h.advance(5_000);
+    w.on_tick(&h);
+    assert_eq!(h.calls.borrow().len(), 2, "not before the window opens");
+    h.advance(5_000);
+    w.on_tick(&h);
+    assert_eq!(h.calls.borrow().len(), 3, "one refetch when it does");
+    serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
+    for ctx in [3, 4, 5] {
+        let r = h.response_for(ctx).unwrap();
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains("unknown_kid")
+        );
+    }
+}
+
+#[test]
+fn a_rotation_just_after_a_fetch_waits_for_the_window_instead_of_failing() {
+    let (h, old, new) = (MockHost::new(T0), TestKey::generate(), TestKey::generate());
+    let mut w = remote_worker(&h);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&old])), Some(200));
+    // Two seconds later ext-authz starts signing with a new key.
+    h.advance(2_000);
     assert_eq!(
-        send(&mut w, &h, 3, "/", Some(&bearer(&key_token(&bogus, &h)))),
+        send(&mut w, &h, 1, "/", Some(&bearer(&key_token(&new, &h)))),
         Flow::Pause
     );
-    assert!(
-        h.response_for(3)
-            .unwrap()
-            .header("www-authenticate")
-            .unwrap()
-            .contains("unknown_kid")
-    );
-    w.on_tick(&h);
+    for _ in 0..80 {
+        h.advance(TICK_MS);
+        w.on_tick(&h);
+    }
     assert_eq!(h.calls.borrow().len(), 2);
+    serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
+    assert_eq!(*h.resumed.borrow(), vec![1]);
 }
 
 fn key_token(key: &TestKey, h: &MockHost) -> String {
@@ -443,7 +474,11 @@ fn withdrawn_key_stops_working_despite_the_cache() {
     h.advance(61_000);
     w.on_tick(&h);
     serve(&mut w, &h, Some(&jwks(&[&b])), Some(200));
+    // Unknown now: one more look when the rate limit allows, then 401.
     assert_eq!(send(&mut w, &h, 3, "/", Some(&bearer(&t))), Flow::Pause);
+    h.advance(10_000);
+    w.on_tick(&h);
+    serve(&mut w, &h, Some(&jwks(&[&b])), Some(200));
     assert_eq!(h.response_for(3).unwrap().status, 401);
 }
 
