@@ -52,6 +52,7 @@ help:
 	@echo "make manifests    k8s/: YAML, CRD schemas vs examples and cases, kustomize renders; OCI packaging"
 	@echo "make test         all of the above, as CI runs it"
 	@echo "make oci          the filter as an OCI image for Istio: $(OCI_DIR)/mesh-auth-filter{,.tar}"
+	@echo "make run          the whole system on 127.0.0.1 (prints the curl walkthrough; Ctrl-C stops it)"
 	@echo "make clean        remove build output and .venv"
 
 setup: $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
@@ -109,8 +110,18 @@ oci: wasm
 
 test: setup lint manifests unit wasm integration
 
-run bench:
-	@echo "make $@: not available yet: see README" >&2
+# The whole system on 127.0.0.1 until Ctrl-C. Ports: GATEWAY_PORT=8080,
+# GATEWAY_ADMIN_PORT=9901, EXT_AUTHZ_HTTP_PORT=8081, EXT_AUTHZ_GRPC_PORT=8082,
+# OIDC_PORT=8083, SIDECARS_ADMIN_PORT=9902 (e.g. `make run GATEWAY_PORT=9080`).
+# IAM_DIR=path loads your own IAM objects; STATE_DIR (default .run/) keeps the
+# dev signing key between runs.
+run: setup wasm
+	$(CARGO) build -q -p ext-authz -p mesh-auth-tests --bin ext-authz --bin stack
+	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' \
+		$(CARGO_TARGET_DIR)/debug/stack
+
+bench:
+	@echo "make bench: not available yet: see README" >&2
 	@exit 1
 
 clean:

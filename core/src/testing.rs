@@ -46,6 +46,20 @@ impl TestKey {
         }
     }
 
+    /// The private key as `openssl ecparam -name prime256v1 -genkey` writes
+    /// it: an `EC PARAMETERS` block, then a SEC1 `EC PRIVATE KEY`.
+    pub fn sec1_pem(&self) -> String {
+        use p256::pkcs8::LineEnding;
+        let secret = p256::SecretKey::from(self.signing.as_nonzero_scalar());
+        let sec1 = secret
+            .to_sec1_pem(LineEnding::LF)
+            .expect("a P-256 key encodes");
+        format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{}",
+            &*sec1
+        )
+    }
+
     /// The same key under another `kid`.
     pub fn with_kid(mut self, kid: &str) -> Self {
         self.kid = kid.to_owned();

@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -69,20 +69,9 @@ impl std::fmt::Debug for PemKey {
 impl PemKey {
     /// A fresh random key.
     pub fn generate() -> Result<Self> {
-        let mut scalar = [0u8; 32];
-        let mut urandom = File::open("/dev/urandom").context("opening /dev/urandom")?;
-        std::io::Read::read_exact(&mut urandom, &mut scalar)?;
-        // Below 2^255, so below the group order n (0xFFFFFFFF00…): a valid
-        // scalar unless all zero.
-        scalar[0] &= 0x7f;
-        if scalar.iter().all(|b| *b == 0) {
-            bail!("/dev/urandom gave 32 zero bytes");
-        }
-        // The same key twice: SEC1 for ext-authz, PKCS#8 for TestKey.
-        let key = TestKey::from_pem(&pkcs8_pem(&scalar))
-            .ok_or_else(|| anyhow!("the generated PKCS#8 key does not parse"))?;
+        let key = TestKey::generate();
         Ok(PemKey {
-            pem: sec1_pem(&scalar),
+            pem: key.sec1_pem(),
             key,
         })
     }
@@ -90,84 +79,6 @@ impl PemKey {
     pub fn kid(&self) -> &str {
         &self.key.kid
     }
-}
-
-/// The OID of prime256v1 (1.2.840.10045.3.1.7), DER-encoded.
-const PRIME256V1: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-/// The OID of id-ecPublicKey (1.2.840.10045.2.1), DER-encoded.
-const EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-
-/// RFC 5915 `ECPrivateKey` without the optional public key: `SEQUENCE {
-/// INTEGER 1, OCTET STRING d [, [0] prime256v1] }`. The curve is named in
-/// SEC1 files (as `openssl ecparam -genkey` writes them) and left out
-/// inside PKCS#8, which names it itself.
-fn ec_private_key(scalar: &[u8; 32], with_curve: bool) -> Vec<u8> {
-    let mut body = vec![0x02, 0x01, 0x01, 0x04, 0x20];
-    body.extend_from_slice(scalar);
-    if with_curve {
-        body.extend_from_slice(&[0xa0, 0x0a]);
-        body.extend_from_slice(&PRIME256V1);
-    }
-    der_sequence(&body)
-}
-
-/// `SEC1`: `-----BEGIN EC PRIVATE KEY-----`.
-fn sec1_pem(scalar: &[u8; 32]) -> String {
-    pem("EC PRIVATE KEY", &ec_private_key(scalar, true))
-}
-
-/// RFC 5208 `PrivateKeyInfo`: `SEQUENCE { INTEGER 0, SEQUENCE {
-/// id-ecPublicKey, prime256v1 }, OCTET STRING ECPrivateKey }`.
-fn pkcs8_pem(scalar: &[u8; 32]) -> String {
-    let inner = ec_private_key(scalar, false);
-    let mut body = vec![0x02, 0x01, 0x00];
-    let mut alg = EC_PUBLIC_KEY.to_vec();
-    alg.extend_from_slice(&PRIME256V1);
-    body.extend_from_slice(&der_sequence(&alg));
-    // Short-form lengths: every part here is under 128 bytes.
-    body.push(0x04);
-    body.push(inner.len() as u8);
-    body.extend_from_slice(&inner);
-    pem("PRIVATE KEY", &der_sequence(&body))
-}
-
-fn der_sequence(body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x30, body.len() as u8];
-    out.extend_from_slice(body);
-    out
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64_standard(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-/// RFC 4648 base64 with padding.
-fn base64_standard(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// How to start ext-authz.
@@ -184,6 +95,12 @@ pub struct ExtAuthzOpts {
     pub reload_interval: Duration,
     /// More command-line arguments, after the harness's own.
     pub args: Vec<String>,
+    /// Use these directories as they are (nothing written) instead of fresh
+    /// ones from `iam_yaml` and `keys`: for `make run`, whose key persists.
+    pub dirs: Option<(PathBuf, PathBuf)>,
+    /// Fixed listen ports; 0 for any.
+    pub http_port: u16,
+    pub grpc_port: u16,
 }
 
 impl ExtAuthzOpts {
@@ -194,7 +111,27 @@ impl ExtAuthzOpts {
             keys: Vec::new(),
             reload_interval: Duration::from_millis(100),
             args: Vec::new(),
+            dirs: None,
+            http_port: 0,
+            grpc_port: 0,
         }
+    }
+
+    /// Read IAM objects and keys from existing directories.
+    pub fn dirs(mut self, iam_dir: &Path, key_dir: &Path) -> Self {
+        self.dirs = Some((iam_dir.to_owned(), key_dir.to_owned()));
+        self
+    }
+
+    pub fn listen(mut self, http_port: u16, grpc_port: u16) -> Self {
+        self.http_port = http_port;
+        self.grpc_port = grpc_port;
+        self
+    }
+
+    pub fn reload_interval(mut self, every: Duration) -> Self {
+        self.reload_interval = every;
+        self
     }
 
     pub fn iam(mut self, name: &str, yaml: impl Into<String>) -> Self {
@@ -229,28 +166,34 @@ impl ExtAuthz {
     pub async fn start(opts: ExtAuthzOpts) -> Result<Self> {
         let binary = ext_authz_bin()?;
         let dir = tempfile::Builder::new().prefix("ext-authz-").tempdir()?;
-        let iam_dir = dir.path().join("iam");
-        let key_dir = dir.path().join("keys");
-        std::fs::create_dir(&iam_dir)?;
-        std::fs::create_dir(&key_dir)?;
-        for (name, yaml) in &opts.iam_yaml {
-            write_atomically(&iam_dir, name, yaml.as_bytes())?;
-        }
         let mut keys = opts.keys;
-        if keys.is_empty() {
-            keys.push(("0001.pem".to_owned(), PemKey::generate()?));
-        }
-        for (name, key) in &keys {
-            write_atomically(&key_dir, name, key.pem.as_bytes())?;
-        }
+        let (iam_dir, key_dir) = match &opts.dirs {
+            Some((iam, key)) => (iam.clone(), key.clone()),
+            None => {
+                let iam_dir = dir.path().join("iam");
+                let key_dir = dir.path().join("keys");
+                std::fs::create_dir(&iam_dir)?;
+                std::fs::create_dir(&key_dir)?;
+                for (name, yaml) in &opts.iam_yaml {
+                    write_atomically(&iam_dir, name, yaml.as_bytes())?;
+                }
+                if keys.is_empty() {
+                    keys.push(("0001.pem".to_owned(), PemKey::generate()?));
+                }
+                for (name, key) in &keys {
+                    write_atomically(&key_dir, name, key.pem.as_bytes())?;
+                }
+                (iam_dir, key_dir)
+            }
+        };
 
         let mut cmd = Command::new(&binary);
         cmd.arg("--issuer")
             .arg(&opts.issuer)
             .arg("--http-addr")
-            .arg("127.0.0.1:0")
+            .arg(format!("127.0.0.1:{}", opts.http_port))
             .arg("--grpc-addr")
-            .arg("127.0.0.1:0")
+            .arg(format!("127.0.0.1:{}", opts.grpc_port))
             .arg("--iam-dir")
             .arg(&iam_dir)
             .arg("--signing-key-dir")
@@ -621,22 +564,7 @@ fn read_lossy(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64_standard, form_encode, parse_listening};
-
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_standard(input.as_bytes()), want, "{input:?}");
-        }
-    }
+    use super::{form_encode, parse_listening};
 
     #[test]
     fn form_encoding_is_what_curl_sends() {

@@ -44,3 +44,6 @@ pub use ext_authz::{
     EXT_AUTHZ_BIN_ENV, ExtAuthz, ExtAuthzOpts, PemKey, ext_authz_bin, form_encode,
 };
 pub use oidc::{JoseCheck, NODE_BIN_ENV, OidcOpts, OidcProvider, jose_verify, oidc_dir};
+
+// The whole system on one machine: `make run` and the end-to-end test.
+pub mod stack;

@@ -68,6 +68,8 @@ pub struct OidcOpts {
     pub alg: String,
     /// Access-token lifetime.
     pub ttl: Duration,
+    /// Listen port; 0 for any.
+    pub port: u16,
 }
 
 impl Default for OidcOpts {
@@ -78,6 +80,7 @@ impl Default for OidcOpts {
             audience: "openfaas".to_owned(),
             alg: "RS256".to_owned(),
             ttl: Duration::from_secs(3600),
+            port: 0,
         }
     }
 }
@@ -99,7 +102,7 @@ impl OidcProvider {
         let mut cmd = Command::new(node());
         cmd.current_dir(&dir)
             .arg(dir.join("provider.mjs"))
-            .args(["--port", "0", "--host", "127.0.0.1"])
+            .args(["--port", &opts.port.to_string(), "--host", "127.0.0.1"])
             .args(["--client-id", &opts.client_id])
             .args(["--audience", &opts.audience])
             .args(["--alg", &opts.alg])
@@ -120,6 +123,11 @@ impl OidcProvider {
     /// `http://127.0.0.1:<port>`: its `iss`, and where discovery starts.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The demo client's secret (a development value, printed by `make run`).
+    pub fn client_secret(&self) -> &str {
+        &self.opts.client_secret
     }
 
     pub fn client_id(&self) -> &str {
