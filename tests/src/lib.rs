@@ -43,7 +43,9 @@ mod oidc;
 pub use ext_authz::{
     EXT_AUTHZ_BIN_ENV, ExtAuthz, ExtAuthzOpts, PemKey, ext_authz_bin, form_encode,
 };
-pub use oidc::{JoseCheck, NODE_BIN_ENV, OidcOpts, OidcProvider, jose_verify, oidc_dir};
+pub use oidc::{
+    JoseCheck, NODE_BIN_ENV, OidcOpts, OidcProvider, jose_verify, oidc_dir, watchdog_check,
+};
 
 // The whole system on one machine: `make run` and the end-to-end test.
 pub mod stack;

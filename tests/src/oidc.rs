@@ -298,3 +298,54 @@ pub async fn jose_verify(token: &str, check: &JoseCheck<'_>) -> Result<Value> {
         )
     })
 }
+
+/// What OpenFaaS's watchdog (with `jwt_auth=true`) would answer for `token`
+/// at function `namespace:name`, given the gateway's discovery URL: status
+/// and reason, e.g. `(200, "ok")`. Runs `tests/oidc/watchdog-check.mjs`.
+pub async fn watchdog_check(
+    discovery_url: &str,
+    token: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<(u16, String)> {
+    let dir = require_node_modules()?;
+    let mut child = tokio::process::Command::new(node())
+        .current_dir(&dir)
+        .arg(dir.join("watchdog-check.mjs"))
+        .args([
+            "--discovery",
+            discovery_url,
+            "--namespace",
+            namespace,
+            "--name",
+            name,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node watchdog-check.mjs")?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow!("watchdog-check.mjs has no stdin"))?;
+    stdin.write_all(token.as_bytes()).await?;
+    drop(stdin);
+    let out = tokio::time::timeout(VERIFY_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| anyhow!("watchdog-check.mjs did not finish within {VERIFY_TIMEOUT:?}"))??;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() {
+        bail!(
+            "watchdog-check.mjs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let (status, reason) = text.split_once(' ').unwrap_or((text.as_str(), ""));
+    let status = status
+        .parse()
+        .with_context(|| format!("watchdog-check.mjs printed {text:?}"))?;
+    Ok((status, reason.to_owned()))
+}

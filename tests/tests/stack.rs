@@ -11,7 +11,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mesh_auth_tests::stack::{Ports, Stack, StackOpts};
-use mesh_auth_tests::{HttpResponse, PemKey, form_encode, get, request, wait_for, wait_until};
+use mesh_auth_tests::{
+    HttpResponse, PemKey, form_encode, get, request, wait_for, wait_until, watchdog_check,
+};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(20);
@@ -213,14 +215,26 @@ async fn the_docs_flow_through_the_whole_stack() {
     );
     assert_eq!(stack.gateway_api.request_count(), 1);
 
-    // Discovery through the gateway, as a watchdog would read it.
-    let d = get(
-        &format!("{}/.well-known/openid-configuration", stack.gateway_url()),
-        &[],
-    )
-    .await
-    .unwrap();
+    // Migration: a function still on OpenFaaS's watchdog with jwt_auth=true
+    // reads the gateway's discovery document and accepts the same tokens.
+    let discovery = format!("{}/.well-known/openid-configuration", stack.gateway_url());
+    let d = get(&discovery, &[]).await.unwrap();
     assert_eq!(d.json().unwrap()["issuer"], stack.gateway_url());
+    let check = |token: String, ns: &'static str| {
+        let discovery = discovery.clone();
+        async move { watchdog_check(&discovery, &token, ns, "env").await.unwrap() }
+    };
+    assert_eq!(
+        check(fn_token.clone(), "openfaas-fn").await,
+        (200, "ok".into())
+    );
+    assert_eq!(check(fn_token.clone(), "dev").await, (200, "ok".into()));
+    assert_eq!(check(fn_token.clone(), "staging").await.0, 403);
+    assert_eq!(check(env_only.clone(), "dev").await.0, 403);
+    // No function claim: the watchdog finds no permissions (403; the filter
+    // says 401, an API token being the wrong kind of token).
+    assert_eq!(check(api.clone(), "openfaas-fn").await.0, 403);
+    assert_eq!(check(format!("{fn_token}x"), "openfaas-fn").await.0, 401);
     stack.stop().await;
 }
 
