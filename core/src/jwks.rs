@@ -62,6 +62,24 @@ pub struct VerifyingKey {
     pub kid: String,
     pub alg: Algorithm,
     pub material: KeyMaterial,
+    /// The DER SubjectPublicKeyInfo, for hosts that verify natively (EC
+    /// keys; empty otherwise). Built once, here, not per token.
+    pub spki_der: Vec<u8>,
+}
+
+/// DER SubjectPublicKeyInfo prefix for an uncompressed P-256 point:
+/// SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING 0x00 || point }.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The SPKI DER of an uncompressed P-256 point (0x04 || x || y).
+pub fn p256_spki_der(point: &[u8]) -> Vec<u8> {
+    let mut der = Vec::with_capacity(P256_SPKI_PREFIX.len() + point.len());
+    der.extend_from_slice(&P256_SPKI_PREFIX);
+    der.extend_from_slice(point);
+    der
 }
 
 /// Why a whole JWKS document was refused. The caller keeps its last good set.
@@ -254,7 +272,12 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
             point.extend_from_slice(&y);
             let pk = ES256PublicKey::from_bytes(&point)
                 .map_err(|_| SkipReason::InvalidMaterial("EC point is not on P-256"))?;
-            (Algorithm::ES256, KeyMaterial::Es256(pk))
+            return Ok(VerifyingKey {
+                kid,
+                alg: Algorithm::ES256,
+                material: KeyMaterial::Es256(pk),
+                spki_der: p256_spki_der(&point),
+            });
         }
         ("RSA", _) if alg_is(&["RS256"]) => {
             let n = b64(&jwk.n, "RSA n is not base64url")?;
@@ -272,7 +295,12 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
         }
         _ => return Err(unsupported()),
     };
-    Ok(VerifyingKey { kid, alg, material })
+    Ok(VerifyingKey {
+        kid,
+        alg,
+        material,
+        spki_der: Vec::new(),
+    })
 }
 
 /// The RFC 7638 thumbprint of an EC P-256 public key, given its affine

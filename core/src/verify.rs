@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::claims::Claims;
 use crate::clock::UnixSeconds;
-use crate::jwks::{Algorithm, KeyMaterial, KeySet};
+use crate::jwks::{Algorithm, KeyMaterial, KeySet, VerifyingKey};
 
 /// Why a token was refused. `code()` gives a stable name for metrics and
 /// `error_description`s; `Display` is for logs.
@@ -174,6 +174,57 @@ impl Validation {
     }
 }
 
+/// A signature check the host does natively, faster than pure Rust in wasm
+/// (Envoy's BoringSSL through the `verify_signature` foreign function).
+pub trait SignatureVerifier {
+    /// `Some(valid)` when this verifier handles `key`'s algorithm; `None` to
+    /// fall back to the pure-Rust check. `signature` is as in the JWS.
+    fn verify(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Option<bool>;
+}
+
+/// Pure Rust only: what runs outside Envoy and wherever the host offers
+/// nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoftwareOnly;
+
+impl SignatureVerifier for SoftwareOnly {
+    fn verify(&self, _: &VerifyingKey, _: &[u8], _: &[u8]) -> Option<bool> {
+        None
+    }
+}
+
+/// A JWS ES256 signature (r || s, 32 bytes each) as the DER
+/// `ECDSA-Sig-Value` that X.509-style verifiers expect. None unless it is
+/// 64 bytes.
+pub fn es256_signature_to_der(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.len() != 64 {
+        return None;
+    }
+    fn integer(out: &mut Vec<u8>, bytes: &[u8]) {
+        // Minimal encoding: no leading zeros, but a 0x00 before a high bit.
+        let first = bytes
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(bytes.len() - 1);
+        let bytes = &bytes[first..];
+        let pad = bytes[0] & 0x80 != 0;
+        out.push(0x02);
+        out.push((bytes.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(bytes);
+    }
+    let mut body = Vec::with_capacity(72);
+    integer(&mut body, &raw[..32]);
+    integer(&mut body, &raw[32..]);
+    let mut der = Vec::with_capacity(body.len() + 2);
+    der.push(0x30);
+    der.push(body.len() as u8);
+    der.extend_from_slice(&body);
+    Some(der)
+}
+
 /// A token whose signature and claims have been checked.
 #[derive(Debug, Clone)]
 pub struct Verified<C> {
@@ -191,12 +242,24 @@ struct Header {
     crit: Option<serde::de::IgnoredAny>,
 }
 
-/// Verify a compact JWS against `keys` at time `now`.
+/// Verify a compact JWS against `keys` at time `now`, in pure Rust.
 pub fn verify<C: DeserializeOwned>(
     token: &str,
     keys: &KeySet,
     validation: &Validation,
     now: UnixSeconds,
+) -> Result<Verified<C>, TokenError> {
+    verify_with(token, keys, validation, now, &SoftwareOnly)
+}
+
+/// Verify a compact JWS, letting `signatures` check the signature when it
+/// can. Every other step, and the claims, are checked here either way.
+pub fn verify_with<C: DeserializeOwned>(
+    token: &str,
+    keys: &KeySet,
+    validation: &Validation,
+    now: UnixSeconds,
+    signatures: &dyn SignatureVerifier,
 ) -> Result<Verified<C>, TokenError> {
     // 1. Length first: everything after is proportional to it.
     if token.len() > validation.max_token_bytes {
@@ -247,22 +310,78 @@ pub fn verify<C: DeserializeOwned>(
             found: truncate(&found),
         });
     }
-    // 5 and 6. jwt-simple checks the signature, then decodes and validates
-    // the claims against the injected clock.
-    let mut options = validation.options.clone();
-    options.artificial_time = Some(Duration::from_secs(now));
-    let result: Result<JWTClaims<C>, JwtError> = match &key.material {
-        KeyMaterial::Es256(pk) => pk.verify_token(token, Some(options)),
-        KeyMaterial::Rs256(pk) => pk.verify_token(token, Some(options)),
-        KeyMaterial::EdDsa(pk) => pk.verify_token(token, Some(options)),
+    // 5. The signature: natively if the host can, else jwt-simple (which
+    //    also decodes the claims and checks their times).
+    let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+    let signature = URL_SAFE_NO_PAD
+        .decode(sig_b64)
+        .map_err(|_| TokenError::BadSignature)?;
+    let jwt: JWTClaims<C> = match signatures.verify(key, signing_input, &signature) {
+        Some(false) => return Err(TokenError::BadSignature),
+        Some(true) => {
+            let payload = URL_SAFE_NO_PAD
+                .decode(payload_b64)
+                .map_err(|_| TokenError::MalformedClaims)?;
+            serde_json::from_slice(&payload).map_err(|_| TokenError::MalformedClaims)?
+        }
+        None => {
+            let mut options = validation.options.clone();
+            options.artificial_time = Some(Duration::from_secs(now));
+            let result: Result<JWTClaims<C>, JwtError> = match &key.material {
+                KeyMaterial::Es256(pk) => pk.verify_token(token, Some(options)),
+                KeyMaterial::Rs256(pk) => pk.verify_token(token, Some(options)),
+                KeyMaterial::EdDsa(pk) => pk.verify_token(token, Some(options)),
+            };
+            result.map_err(|e| classify(&e))?
+        }
     };
-    let claims = result.map_err(|e| classify(&e))?;
-    let claims = Claims::from_jwt(claims).ok_or(TokenError::MissingExpiry)?;
+    // 6. The claims, the same way whichever path checked the signature.
+    let claims = check_claims(jwt, validation, now)?;
     Ok(Verified {
         kid,
         alg: key.alg,
         claims,
     })
+}
+
+/// `iat`, `nbf` and `exp` (required) with the leeway, then `iss` and `aud`.
+fn check_claims<C>(
+    jwt: JWTClaims<C>,
+    v: &Validation,
+    now: UnixSeconds,
+) -> Result<Claims<C>, TokenError> {
+    let leeway = v.leeway_seconds;
+    if jwt
+        .issued_at
+        .is_some_and(|t| t.as_secs() > now.saturating_add(leeway))
+    {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if jwt
+        .invalid_before
+        .is_some_and(|t| t.as_secs() > now.saturating_add(leeway))
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    let claims = Claims::from_jwt(jwt).ok_or(TokenError::MissingExpiry)?;
+    if claims.exp.saturating_add(leeway) < now {
+        return Err(TokenError::Expired);
+    }
+    let issuer_ok = match (&claims.iss, &v.options.allowed_issuers) {
+        (Some(iss), Some(allowed)) => allowed.contains(iss),
+        _ => false,
+    };
+    if !issuer_ok {
+        return Err(TokenError::WrongIssuer);
+    }
+    let audience_ok = match &v.options.allowed_audiences {
+        Some(allowed) => claims.aud.iter().any(|a| allowed.contains(a)),
+        None => false,
+    };
+    if !audience_ok {
+        return Err(TokenError::WrongAudience);
+    }
+    Ok(claims)
 }
 
 fn is_base64url(b: u8) -> bool {

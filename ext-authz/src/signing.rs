@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair, JWTClaims};
 use mesh_auth_core::jwks::{
-    Algorithm, KeyMaterial, KeySet, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint,
+    Algorithm, KeyMaterial, KeySet, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint, p256_spki_der,
 };
 use p256::pkcs8::DecodePrivateKey as _;
 use serde::Serialize;
@@ -115,10 +115,15 @@ impl SigningKey {
 
     fn verifying_key(&self) -> Option<VerifyingKey> {
         let pk = self.pair.public_key();
+        let mut point = Vec::with_capacity(65);
+        point.push(0x04);
+        point.extend_from_slice(&self.x);
+        point.extend_from_slice(&self.y);
         Some(VerifyingKey {
             kid: self.kid.clone(),
             alg: Algorithm::ES256,
             material: KeyMaterial::Es256(pk),
+            spki_der: p256_spki_der(&point),
         })
     }
 

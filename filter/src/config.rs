@@ -36,6 +36,19 @@ pub struct PluginConfig {
     pub max_token_bytes: usize,
     #[serde(default)]
     pub cache: CacheConfig,
+    #[serde(default)]
+    pub crypto: Crypto,
+}
+
+/// Where ES256 signatures are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Crypto {
+    /// Envoy's native `verify_signature` when the host has it, else wasm.
+    #[default]
+    Auto,
+    /// Always pure Rust inside the VM.
+    Wasm,
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,6 +259,7 @@ pub struct Compiled {
     pub mode: Mode,
     pub exempt: Vec<ExemptPath>,
     pub cache_entries: usize,
+    pub crypto: Crypto,
 }
 
 impl Compiled {
@@ -348,6 +362,7 @@ fn compile_wire(wire: PluginConfig, node: &NodeIdentity) -> Result<Compiled, Con
         mode: wire.mode,
         exempt,
         cache_entries: wire.cache.max_entries,
+        crypto: wire.crypto,
     })
 }
 

@@ -37,6 +37,18 @@ pub trait Host {
 
     /// An HTTP call to an Envoy cluster; the token of the call, or None.
     fn http_call(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u32>;
+
+    /// A host extension (Envoy's "foreign functions"), by name.
+    fn call_foreign(&self, name: &str, args: &[u8]) -> Result<Vec<u8>, ForeignError>;
+}
+
+/// Why a foreign function gave no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForeignError {
+    /// The host has no function of that name.
+    NotFound,
+    /// It exists but refused the arguments or failed.
+    Failed,
 }
 
 #[cfg(test)]

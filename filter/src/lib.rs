@@ -12,6 +12,7 @@ pub mod config;
 pub mod host;
 pub mod keys;
 pub mod metrics;
+pub mod native;
 pub mod worker;
 
 #[cfg(target_arch = "wasm32")]

@@ -27,10 +27,12 @@ pub enum Counter {
     JwksFetchFailed,
     JwksUpdated,
     UnknownKidRefetch,
+    VerifyNative,
+    VerifyWasm,
 }
 
 impl Counter {
-    const ALL: [Counter; 8] = [
+    const ALL: [Counter; 10] = [
         Counter::Allowed,
         Counter::Exempt,
         Counter::CacheHit,
@@ -39,6 +41,8 @@ impl Counter {
         Counter::JwksFetchFailed,
         Counter::JwksUpdated,
         Counter::UnknownKidRefetch,
+        Counter::VerifyNative,
+        Counter::VerifyWasm,
     ];
 
     fn name(self) -> &'static str {
@@ -51,6 +55,8 @@ impl Counter {
             Counter::JwksFetchFailed => "jwks_fetch_failed",
             Counter::JwksUpdated => "jwks_updated",
             Counter::UnknownKidRefetch => "jwks_unknown_kid_refetch",
+            Counter::VerifyNative => "verify_native",
+            Counter::VerifyWasm => "verify_wasm",
         }
     }
 }

@@ -14,7 +14,7 @@ use proxy_wasm::types::{
 };
 
 use crate::config::{NodeIdentity, compile};
-use crate::host::{Host, LogLevel};
+use crate::host::{ForeignError, Host, LogLevel};
 use crate::worker::{Flow, MAX_JWKS_BYTES, TICK_MS, Worker};
 
 proxy_wasm::main! {{
@@ -99,6 +99,14 @@ impl Host for WasmHost {
 
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+
+    fn call_foreign(&self, name: &str, args: &[u8]) -> Result<Vec<u8>, ForeignError> {
+        match hostcalls::call_foreign_function(name, Some(args)) {
+            Ok(result) => Ok(result.unwrap_or_default()),
+            Err(proxy_wasm::types::Status::NotFound) => Err(ForeignError::NotFound),
+            Err(_) => Err(ForeignError::Failed),
+        }
     }
 
     fn http_call(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u32> {

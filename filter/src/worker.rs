@@ -13,14 +13,15 @@ use mesh_auth_core::bearer::bearer_token;
 use mesh_auth_core::claims::GatewayClaims;
 use mesh_auth_core::invoke::authorize_invoke;
 use mesh_auth_core::jwks::KeySet;
-use mesh_auth_core::verify::{TokenError, verify};
+use mesh_auth_core::verify::{TokenError, verify_with};
 use mesh_auth_core::{FunctionId, InvokeDenial};
 
 use crate::cache::{Outcome, TokenCache};
-use crate::config::{Compiled, IdentitySource, KeySource, Mode, RemoteJwks};
+use crate::config::{Compiled, Crypto, IdentitySource, KeySource, Mode, RemoteJwks};
 use crate::host::{Host, LogLevel};
 use crate::keys::{FetchError, FetchResult, SharedState};
 use crate::metrics::{Counter, Metrics};
+use crate::native::{HostSignatures, Native};
 
 /// Headers this filter sets. Stripped from every incoming request first, so
 /// a client can never forge them.
@@ -96,10 +97,16 @@ pub struct Worker {
     in_flight: Option<u32>,
     refetch_wanted: bool,
     metrics: Metrics,
+    /// Whether the host verifies signatures natively.
+    native: std::cell::Cell<Native>,
 }
 
 impl Worker {
     pub fn new(host: &dyn Host, root_context: u32, cfg: Compiled) -> Self {
+        let native = match cfg.crypto {
+            Crypto::Wasm => Native::Unavailable,
+            Crypto::Auto => Native::Unknown,
+        };
         let keys = match &cfg.keys {
             KeySource::Local(set) => Some(set.clone()),
             KeySource::Remote(_) => None,
@@ -115,6 +122,7 @@ impl Worker {
             in_flight: None,
             refetch_wanted: false,
             metrics: Metrics::define(host),
+            native: std::cell::Cell::new(native),
         };
         worker.log_startup(host);
         worker.init_shared(host);
@@ -234,7 +242,23 @@ impl Worker {
             return Verdict::Final(Decision::Unavailable(Unavailable::NoKeys));
         };
         self.metrics.inc(host, Counter::CacheMiss);
-        match verify::<GatewayClaims>(token, &keys, &cfg.validation, now) {
+        let signatures = HostSignatures::new(host, &self.native);
+        let verified =
+            verify_with::<GatewayClaims>(token, &keys, &cfg.validation, now, &signatures);
+        match verified {
+            // Tokens refused before the signature step count as neither.
+            Err(
+                TokenError::TooLong { .. } | TokenError::Malformed(_) | TokenError::CriticalHeader,
+            )
+            | Err(
+                TokenError::MissingKid
+                | TokenError::UnknownKid(_)
+                | TokenError::AlgorithmMismatch { .. },
+            ) => {}
+            _ if signatures.answered.get() => self.metrics.inc(host, Counter::VerifyNative),
+            _ => self.metrics.inc(host, Counter::VerifyWasm),
+        }
+        match verified {
             Ok(v) => {
                 let outcome = match authorize_invoke(&v.claims, id) {
                     Ok(()) => Outcome::Allow {

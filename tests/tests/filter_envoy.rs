@@ -214,8 +214,17 @@ async fn every_documented_response() {
 
 #[tokio::test]
 async fn hostile_tokens_all_get_401_and_the_vm_survives() {
+    // Both signature paths: Envoy's native verify_signature, and pure Rust.
+    for crypto in ["auto", "wasm"] {
+        hostile_tokens(crypto).await;
+    }
+}
+
+async fn hostile_tokens(crypto: &str) {
     let key = TestKey::generate();
-    let s = Sidecar::start(local_config(&key), None, |b| b).await;
+    let mut config = local_config(&key);
+    config["crypto"] = json!(crypto);
+    let s = Sidecar::start(config, None, |b| b).await;
     let claims = function_claims(ISSUER, now(), 300, &["*"]);
     let good = fn_token(&key, &["*"]);
     let seg: Vec<&str> = good.split('.').collect();
@@ -341,6 +350,12 @@ async fn hostile_tokens_all_get_401_and_the_vm_survives() {
     // Still serving valid tokens, none of the bad ones cached.
     for _ in 0..3 {
         assert_eq!(s.with_token(&good).await.status, 200);
+    }
+    // The signatures went where the config said.
+    let (native, wasm) = (s.stat("verify_native").await, s.stat("verify_wasm").await);
+    match crypto {
+        "auto" => assert!(native >= 6 && wasm == 0, "native {native}, wasm {wasm}"),
+        _ => assert!(native == 0 && wasm >= 6, "native {native}, wasm {wasm}"),
     }
     s.assert_vm_healthy();
 }

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::claims::GatewayClaims;
+use crate::jwks::VerifyingKey;
 use crate::testing::{TestKey, api_claims, b64_json, function_claims, jwks};
 
 const ISS: &str = "https://gateway.example.com";
@@ -424,4 +425,129 @@ fn error_codes_are_listed() {
     ];
     let codes: Vec<&str> = all.iter().map(TokenError::code).collect();
     assert_eq!(codes, TokenError::CODES);
+}
+
+/// A stand-in for Envoy's `verify_signature`: DER key and DER signature,
+/// checked with p256 the way BoringSSL would.
+struct DerHost;
+
+impl SignatureVerifier for DerHost {
+    fn verify(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Option<bool> {
+        use p256::ecdsa::signature::Verifier as _;
+        if key.alg != Algorithm::ES256 {
+            return None;
+        }
+        let point = key.spki_der.get(26..)?;
+        let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).ok()?;
+        let Some(der) = es256_signature_to_der(signature) else {
+            return Some(false);
+        };
+        let Ok(sig) = p256::ecdsa::Signature::from_der(&der) else {
+            return Some(false);
+        };
+        Some(vk.verify(message, &sig).is_ok())
+    }
+}
+
+/// A broken host that says yes to everything: claims must still be checked.
+struct YesMan;
+
+impl SignatureVerifier for YesMan {
+    fn verify(&self, _: &VerifyingKey, _: &[u8], _: &[u8]) -> Option<bool> {
+        Some(true)
+    }
+}
+
+#[test]
+fn the_host_path_gives_the_same_answers() {
+    let f = fixture();
+    let host =
+        |token: &str| verify_with::<GatewayClaims>(token, &f.keys, &f.validation, NOW, &DerHost);
+    let v = host(&f.good()).unwrap();
+    assert_eq!(
+        v.claims.custom.function.unwrap().permissions,
+        vec!["openfaas-fn:*"]
+    );
+    let good = segments(&f.good());
+    let widened = b64_json(&function_claims(ISS, NOW, 300, &["*"]));
+    let zeros = URL_SAFE_NO_PAD.encode([0u8; 64]);
+    let cases = [
+        format!("{}.{widened}.{}", good[0], good[2]),
+        format!("{}.{}.", good[0], good[1]),
+        format!("{}.{}.{zeros}", good[0], good[1]),
+        format!("{}.{}.{}", good[0], good[1], &good[2][..40]),
+        TestKey::generate()
+            .with_kid(&f.key.kid)
+            .sign(&function_claims(ISS, NOW, 300, &["*"])),
+    ];
+    for token in &cases {
+        assert_eq!(
+            host(token).unwrap_err(),
+            f.check(token).unwrap_err(),
+            "{token}"
+        );
+        assert_eq!(host(token).unwrap_err(), TokenError::BadSignature);
+    }
+    let expired = f.key.sign(&function_claims(ISS, NOW - 600, 300, &["*"]));
+    assert_eq!(host(&expired).unwrap_err(), TokenError::Expired);
+    let mut c = function_claims(ISS, NOW, 300, &["*"]);
+    c["function"] = json!("everything");
+    assert_eq!(
+        host(&f.key.sign(&c)).unwrap_err(),
+        TokenError::MalformedClaims
+    );
+}
+
+#[test]
+fn a_host_that_says_yes_still_gets_claims_checked() {
+    let f = fixture();
+    let yes =
+        |token: &str| verify_with::<GatewayClaims>(token, &f.keys, &f.validation, NOW, &YesMan);
+    let mut c = function_claims(ISS, NOW - 600, 300, &["*"]);
+    assert_eq!(yes(&f.key.sign(&c)).unwrap_err(), TokenError::Expired);
+    c = function_claims("https://evil", NOW, 300, &["*"]);
+    c["aud"] = json!([ISS]);
+    assert_eq!(yes(&f.key.sign(&c)).unwrap_err(), TokenError::WrongIssuer);
+    c = function_claims(ISS, NOW, 300, &["*"]);
+    c["aud"] = json!(["x"]);
+    assert_eq!(yes(&f.key.sign(&c)).unwrap_err(), TokenError::WrongAudience);
+    c = function_claims(ISS, NOW, 300, &["*"]);
+    c["nbf"] = json!(NOW + 999);
+    assert_eq!(yes(&f.key.sign(&c)).unwrap_err(), TokenError::NotYetValid);
+    c = function_claims(ISS, NOW, 300, &["*"]);
+    c.as_object_mut().unwrap().remove("exp");
+    assert_eq!(yes(&f.key.sign(&c)).unwrap_err(), TokenError::MissingExpiry);
+    // And nothing before the signature is skipped: alg and kid still rule.
+    let hs = format!(
+        "{}.{}.x",
+        b64_json(&json!({"alg": "HS256", "kid": f.key.kid})),
+        b64_json(&function_claims(ISS, NOW, 300, &["*"]))
+    );
+    assert!(matches!(
+        yes(&hs),
+        Err(TokenError::AlgorithmMismatch { .. })
+    ));
+}
+
+#[test]
+fn raw_signatures_become_minimal_der() {
+    let mut raw = [0u8; 64];
+    assert_eq!(
+        es256_signature_to_der(&raw).unwrap(),
+        vec![0x30, 6, 2, 1, 0, 2, 1, 0]
+    );
+    raw[0] = 0x80;
+    raw[63] = 0x01;
+    let der = es256_signature_to_der(&raw).unwrap();
+    assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x21, 0x00]);
+    assert_eq!(&der[der.len() - 3..], &[0x02, 0x01, 0x01]);
+    assert!(es256_signature_to_der(&[0u8; 63]).is_none());
+    // Round trip against p256's own DER encoding of a real signature.
+    let key = TestKey::generate();
+    let token = key.sign(&json!({"x": 1}));
+    let sig = URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(2).unwrap())
+        .unwrap();
+    let p = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+    assert_eq!(es256_signature_to_der(&sig).unwrap(), p.to_der().as_bytes());
 }

@@ -157,6 +157,7 @@ fn bad_configs_are_refused_with_the_field() {
         (with("audience", json!([])), "audience"),
         (with("audience", json!([""])), "audience"),
         (with("mode", json!("permissive")), "unknown variant"),
+        (with("crypto", json!("boringssl")), "unknown variant"),
         (
             with("exempt_path", json!(["/x"])),
             "unknown field `exempt_path`",

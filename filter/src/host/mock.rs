@@ -3,7 +3,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use super::{Host, LogLevel};
+use super::{ForeignError, Host, LogLevel};
+
+/// A foreign function the mock host offers.
+pub type Foreign = Box<dyn Fn(&str, &[u8]) -> Result<Vec<u8>, ForeignError>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentResponse {
@@ -50,6 +53,9 @@ pub struct MockHost {
     pub call_fails: Cell<bool>,
     /// Contexts that no longer exist (the client went away).
     pub gone: RefCell<Vec<u32>>,
+    /// Foreign functions: None means the host has none.
+    pub foreign: RefCell<Option<Foreign>>,
+    pub foreign_calls: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 impl MockHost {
@@ -116,6 +122,64 @@ impl MockHost {
     pub fn logged(&self, needle: &str) -> bool {
         self.logs.borrow().iter().any(|(_, m)| m.contains(needle))
     }
+}
+
+impl MockHost {
+    /// Offer Envoy's `verify_signature`, done with p256 as BoringSSL would:
+    /// a DER SubjectPublicKeyInfo and a DER ECDSA signature over SHA-256.
+    pub fn with_native_verify(self) -> Self {
+        *self.foreign.borrow_mut() = Some(Box::new(|name, args| {
+            use p256::ecdsa::signature::Verifier as _;
+            if name != "verify_signature" {
+                return Err(ForeignError::NotFound);
+            }
+            let fields = parse_fields(args).ok_or(ForeignError::Failed)?;
+            let get = |n: u8| {
+                fields
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.as_slice())
+            };
+            if get(1) != Some(b"sha256".as_slice()) {
+                return Err(ForeignError::Failed);
+            }
+            let spki = get(2).ok_or(ForeignError::Failed)?;
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(
+                spki.get(26..).ok_or(ForeignError::Failed)?,
+            )
+            .map_err(|_| ForeignError::Failed)?;
+            let ok = p256::ecdsa::Signature::from_der(get(3).unwrap_or_default())
+                .map(|sig| key.verify(get(4).unwrap_or_default(), &sig).is_ok())
+                .unwrap_or(false);
+            Ok(if ok {
+                vec![0x08, 0x01]
+            } else {
+                vec![0x08, 0x00, 0x12, 0x03, b'b', b'a', b'd']
+            })
+        }));
+        self
+    }
+}
+
+/// Length-delimited protobuf fields (all `VerifySignatureArguments` has).
+fn parse_fields(mut b: &[u8]) -> Option<Vec<(u8, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while let Some((&tag, rest)) = b.split_first() {
+        let (mut len, mut shift, mut i) = (0usize, 0, 0);
+        loop {
+            let byte = *rest.get(i)?;
+            len |= usize::from(byte & 0x7f) << shift;
+            i += 1;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let body = rest.get(i..i + len)?;
+        out.push((tag >> 3, body.to_vec()));
+        b = &rest[i + len..];
+    }
+    Some(out)
 }
 
 impl Host for MockHost {
@@ -198,6 +262,16 @@ impl Host for MockHost {
         self.next_cas.set(self.next_cas.get() + 1);
         store.insert(key.to_owned(), (value.to_vec(), self.next_cas.get()));
         true
+    }
+
+    fn call_foreign(&self, name: &str, args: &[u8]) -> Result<Vec<u8>, ForeignError> {
+        self.foreign_calls
+            .borrow_mut()
+            .push((name.to_owned(), args.to_vec()));
+        match &*self.foreign.borrow() {
+            Some(f) => f(name, args),
+            None => Err(ForeignError::NotFound),
+        }
     }
 
     fn http_call(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u32> {

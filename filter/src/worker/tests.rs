@@ -561,3 +561,63 @@ fn garbage_in_shared_data_is_overwritten() {
     serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
     assert!(SharedState::decode(&h.shared.borrow()[&state_key].0).is_some());
 }
+
+#[test]
+fn signatures_are_checked_natively_when_the_host_can() {
+    let (h, key) = (MockHost::new(T0).with_native_verify(), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let t = token(&key, &["openfaas-fn:*"]);
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&t))), Flow::Continue);
+    assert_eq!(h.foreign_calls.borrow().len(), 1);
+    assert_eq!(h.metric("faas_mesh_auth.verify_native"), 1);
+    // Cached: no second call.
+    assert_eq!(send(&mut w, &h, 2, "/", Some(&bearer(&t))), Flow::Continue);
+    assert_eq!(h.foreign_calls.borrow().len(), 1);
+    // A forged signature is refused by the host.
+    let forged = TestKey::generate()
+        .with_kid(&key.kid)
+        .sign(&function_claims(ISS, T0 / 1000, 300, &["*"]));
+    assert_eq!(
+        send(&mut w, &h, 3, "/", Some(&bearer(&forged))),
+        Flow::Pause
+    );
+    let r = h.response_for(3).unwrap();
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("bad_signature")
+    );
+    assert_eq!(h.metric("faas_mesh_auth.verify_wasm"), 0);
+}
+
+#[test]
+fn crypto_wasm_never_asks_the_host() {
+    let (h, key) = (MockHost::new(T0).with_native_verify(), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({"crypto": "wasm"}));
+    let t = token(&key, &["*"]);
+    assert_eq!(send(&mut w, &h, 1, "/", Some(&bearer(&t))), Flow::Continue);
+    assert!(h.foreign_calls.borrow().is_empty());
+    assert_eq!(h.metric("faas_mesh_auth.verify_wasm"), 1);
+}
+
+#[test]
+fn a_host_without_the_function_falls_back_once() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    for ctx in 0..3 {
+        let t = token(
+            &key,
+            &[&format!("openfaas-fn:{}", ["*", "env", "e*"][ctx as usize])],
+        );
+        assert_eq!(
+            send(&mut w, &h, ctx, "/", Some(&bearer(&t))),
+            Flow::Continue
+        );
+    }
+    assert_eq!(
+        h.foreign_calls.borrow().len(),
+        1,
+        "asked once, then remembered"
+    );
+    assert_eq!(h.metric("faas_mesh_auth.verify_wasm"), 3);
+}
