@@ -62,9 +62,37 @@ pub struct VerifyingKey {
     pub kid: String,
     pub alg: Algorithm,
     pub material: KeyMaterial,
-    /// The DER SubjectPublicKeyInfo, for hosts that verify natively (EC
-    /// keys; empty otherwise). Built once, here, not per token.
-    pub spki_der: Vec<u8>,
+    /// The key's bytes, for native verifiers (Envoy's BoringSSL, ring).
+    /// Built once, here, not per token.
+    pub raw: RawKey,
+}
+
+/// A public key as native crypto libraries take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawKey {
+    /// An uncompressed point (0x04 || x || y) and its DER SubjectPublicKeyInfo.
+    P256 {
+        point: Vec<u8>,
+        spki_der: Vec<u8>,
+    },
+    /// Big-endian modulus and exponent.
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Ed25519 {
+        x: Vec<u8>,
+    },
+}
+
+impl RawKey {
+    /// A P-256 key from its uncompressed point.
+    pub fn p256(point: &[u8]) -> Self {
+        RawKey::P256 {
+            point: point.to_vec(),
+            spki_der: p256_spki_der(point),
+        }
+    }
 }
 
 /// DER SubjectPublicKeyInfo prefix for an uncompressed P-256 point:
@@ -257,7 +285,7 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
         alg: jwk.alg.clone(),
     };
     let alg_is = |want: &[&str]| jwk.alg.as_deref().is_none_or(|a| want.contains(&a));
-    let (alg, material) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+    let (alg, material, raw) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("EC", Some("P-256")) if alg_is(&["ES256"]) => {
             let x = b64(&jwk.x, "EC x is not base64url")?;
             let y = b64(&jwk.y, "EC y is not base64url")?;
@@ -272,12 +300,11 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
             point.extend_from_slice(&y);
             let pk = ES256PublicKey::from_bytes(&point)
                 .map_err(|_| SkipReason::InvalidMaterial("EC point is not on P-256"))?;
-            return Ok(VerifyingKey {
-                kid,
-                alg: Algorithm::ES256,
-                material: KeyMaterial::Es256(pk),
-                spki_der: p256_spki_der(&point),
-            });
+            (
+                Algorithm::ES256,
+                KeyMaterial::Es256(pk),
+                RawKey::p256(&point),
+            )
         }
         ("RSA", _) if alg_is(&["RS256"]) => {
             let n = b64(&jwk.n, "RSA n is not base64url")?;
@@ -285,13 +312,21 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
             let pk = RS256PublicKey::from_components(&n, &e).map_err(|_| {
                 SkipReason::InvalidMaterial("RSA modulus must be 2048-4096 bits, exponent 65537")
             })?;
-            (Algorithm::RS256, KeyMaterial::Rs256(Box::new(pk)))
+            (
+                Algorithm::RS256,
+                KeyMaterial::Rs256(Box::new(pk)),
+                RawKey::Rsa { n, e },
+            )
         }
         ("OKP", Some("Ed25519")) if alg_is(&["EdDSA", "Ed25519"]) => {
             let x = b64(&jwk.x, "OKP x is not base64url")?;
             let pk = Ed25519PublicKey::from_bytes(&x)
                 .map_err(|_| SkipReason::InvalidMaterial("Ed25519 key is not 32 valid bytes"))?;
-            (Algorithm::EdDSA, KeyMaterial::EdDsa(pk))
+            (
+                Algorithm::EdDSA,
+                KeyMaterial::EdDsa(pk),
+                RawKey::Ed25519 { x },
+            )
         }
         _ => return Err(unsupported()),
     };
@@ -299,7 +334,7 @@ fn parse_jwk(jwk: Jwk) -> Result<VerifyingKey, SkipReason> {
         kid,
         alg,
         material,
-        spki_der: Vec::new(),
+        raw,
     })
 }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mesh_auth_core::iam::{Action, ClaimMap, Resource};
-use mesh_auth_core::verify::{TokenError, Validation, Verified, verify};
+use mesh_auth_core::verify::{TokenError, Validation, Verified, verify_with};
+
+use crate::crypto::RingSignatures;
 use mesh_auth_core::{Claims, Clock, GatewayClaims, SystemClock};
 use serde_json::Value;
 
@@ -92,7 +94,7 @@ impl Policy for App {
     fn verify(&self, token: &str) -> Result<Verified<GatewayClaims>, TokenError> {
         let now = self.now();
         let keys = self.exchanger.keys.current().key_set(now);
-        verify::<GatewayClaims>(token, &keys, &self.validation, now)
+        verify_with::<GatewayClaims>(token, &keys, &self.validation, now, &RingSignatures)
     }
 
     fn allows(&self, claims: &Claims<GatewayClaims>, action: &str, resource: &str) -> bool {

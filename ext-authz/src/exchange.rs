@@ -14,7 +14,9 @@ use mesh_auth_core::Claims;
 use mesh_auth_core::claims::{FunctionGrant, GatewayClaims};
 use mesh_auth_core::iam::{ClaimMap, DEFAULT_TOKEN_EXPIRY, IamConfig};
 use mesh_auth_core::permission::PermissionPattern;
-use mesh_auth_core::verify::{Validation, Verified, verify};
+use mesh_auth_core::verify::{Validation, Verified, verify_with};
+
+use crate::crypto::RingSignatures;
 use rand::RngCore as _;
 use serde_json::{Value, json};
 
@@ -410,8 +412,9 @@ impl Exchanger {
         )
         .map_err(|e| OAuthError::ServerError(e.to_string()))?
         .with_leeway(self.settings.leeway_seconds);
-        let verified = verify::<ClaimMap>(token, &ring.key_set(now), &validation, now)
-            .map_err(|e| invalid(format!("subject_token rejected: {e}")))?;
+        let verified =
+            verify_with::<ClaimMap>(token, &ring.key_set(now), &validation, now, &RingSignatures)
+                .map_err(|e| invalid(format!("subject_token rejected: {e}")))?;
         let claims = full_claims(&verified);
         let gateway: GatewayClaims =
             serde_json::from_value(Value::Object(verified.claims.custom.clone()))

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use mesh_auth_core::iam::JwtIssuer;
 use mesh_auth_core::jwks::KeySet;
-use mesh_auth_core::verify::{TokenError, Validation, Verified, verify};
+use mesh_auth_core::verify::{TokenError, Validation, Verified, verify_with};
+
+use crate::crypto::RingSignatures;
 use serde_json::{Map, Value};
 
 use crate::fetch::{FetchError, HttpFetcher};
@@ -158,7 +160,7 @@ impl Issuers {
             .with_leeway(self.settings.leeway_seconds);
         let entry = self.entry(issuer.iss());
         let keys = self.keys(issuer, &entry).await?;
-        match verify::<ClaimMap>(token, &keys, &validation, now) {
+        match verify_with::<ClaimMap>(token, &keys, &validation, now, &RingSignatures) {
             Err(TokenError::UnknownKid(kid))
                 if entry.claim_kid_refetch(self.settings.min_refetch) =>
             {
@@ -176,7 +178,13 @@ impl Issuers {
                         source,
                     }
                 })?;
-                Ok(verify::<ClaimMap>(token, &keys, &validation, now)?)
+                Ok(verify_with::<ClaimMap>(
+                    token,
+                    &keys,
+                    &validation,
+                    now,
+                    &RingSignatures,
+                )?)
             }
             other => Ok(other?),
         }

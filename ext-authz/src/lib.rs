@@ -7,6 +7,7 @@
 pub mod app;
 pub mod authz;
 pub mod config;
+pub mod crypto;
 pub mod exchange;
 pub mod fetch;
 pub mod http;

@@ -16,11 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jwt_simple::prelude::{ECDSAP256KeyPairLike, ES256KeyPair, JWTClaims};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwt_simple::prelude::{ES256PublicKey, JWTClaims};
 use mesh_auth_core::jwks::{
-    Algorithm, KeyMaterial, KeySet, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint, p256_spki_der,
+    Algorithm, KeyMaterial, KeySet, RawKey, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint,
 };
 use p256::pkcs8::DecodePrivateKey as _;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -43,11 +46,15 @@ pub enum KeyError {
     Sign(String),
 }
 
-/// One P-256 key pair.
+/// One P-256 key pair. Signing is ring's (native, constant-time).
 pub struct SigningKey {
     pub kid: String,
     pub file: PathBuf,
-    pair: ES256KeyPair,
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+    /// `base64url({"alg":"ES256","typ":"JWT","kid":...})`, the same for
+    /// every token this key signs.
+    header_b64: String,
     x: Vec<u8>,
     y: Vec<u8>,
     /// Latest `exp` of any token this key signed, for retiring it.
@@ -84,25 +91,33 @@ impl SigningKey {
     }
 
     fn from_scalar(file: &Path, scalar: &[u8]) -> Result<Self, KeyError> {
-        let pair = ES256KeyPair::from_bytes(scalar).map_err(|_| KeyError::Parse {
+        let invalid = || KeyError::Parse {
             file: file.to_owned(),
             problem: "invalid P-256 scalar",
-        })?;
+        };
         let point = p256::ecdsa::SigningKey::from_slice(scalar)
-            .map_err(|_| KeyError::Parse {
-                file: file.to_owned(),
-                problem: "invalid P-256 scalar",
-            })?
+            .map_err(|_| invalid())?
             .verifying_key()
             .to_sec1_point(false);
         let bytes = point.as_bytes();
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            scalar,
+            bytes,
+            &rng,
+        )
+        .map_err(|_| invalid())?;
         let (x, y) = (bytes[1..33].to_vec(), bytes[33..65].to_vec());
         let kid = ec_p256_thumbprint(&x, &y);
-        let pair = pair.with_key_id(&kid);
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+        let header_b64 = URL_SAFE_NO_PAD.encode(header.to_string());
         Ok(SigningKey {
             kid,
             file: file.to_owned(),
             pair,
+            rng,
+            header_b64,
             x,
             y,
             last_exp: AtomicU64::new(0),
@@ -114,16 +129,16 @@ impl SigningKey {
     }
 
     fn verifying_key(&self) -> Option<VerifyingKey> {
-        let pk = self.pair.public_key();
         let mut point = Vec::with_capacity(65);
         point.push(0x04);
         point.extend_from_slice(&self.x);
         point.extend_from_slice(&self.y);
+        let pk = ES256PublicKey::from_bytes(&point).ok()?;
         Some(VerifyingKey {
             kid: self.kid.clone(),
             alg: Algorithm::ES256,
             material: KeyMaterial::Es256(pk),
-            spki_der: p256_spki_der(&point),
+            raw: RawKey::p256(&point),
         })
     }
 
@@ -132,9 +147,18 @@ impl SigningKey {
         if let Some(exp) = claims.expires_at {
             self.last_exp.fetch_max(exp.as_secs(), Ordering::Relaxed);
         }
-        self.pair
-            .sign(claims)
-            .map_err(|e| KeyError::Sign(e.to_string()))
+        let payload = serde_json::to_vec(&claims).map_err(|e| KeyError::Sign(e.to_string()))?;
+        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self
+            .pair
+            .sign(&self.rng, token.as_bytes())
+            .map_err(|_| KeyError::Sign("ECDSA signing failed".into()))?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
     }
 
     pub fn last_exp(&self) -> u64 {

@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use mesh_auth_core::jwks::{Algorithm, VerifyingKey};
+use mesh_auth_core::jwks::{Algorithm, RawKey, VerifyingKey};
 use mesh_auth_core::verify::{SignatureVerifier, es256_signature_to_der};
 
 use crate::host::{ForeignError, Host, LogLevel};
@@ -43,10 +43,11 @@ impl<'a> HostSignatures<'a> {
 
 impl SignatureVerifier for HostSignatures<'_> {
     fn verify(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Option<bool> {
-        if self.state.get() == Native::Unavailable
-            || key.alg != Algorithm::ES256
-            || key.spki_der.is_empty()
-        {
+        let spki_der = match (&key.alg, &key.raw) {
+            (Algorithm::ES256, RawKey::P256 { spki_der, .. }) => spki_der,
+            _ => return None,
+        };
+        if self.state.get() == Native::Unavailable {
             return None;
         }
         // Not 64 bytes: not an ES256 signature at all.
@@ -54,7 +55,7 @@ impl SignatureVerifier for HostSignatures<'_> {
             self.answered.set(true);
             return Some(false);
         };
-        let args = encode_arguments(&key.spki_der, &der, message);
+        let args = encode_arguments(spki_der, &der, message);
         match self.host.call_foreign(FOREIGN_FUNCTION, &args) {
             Ok(result) => {
                 self.state.set(Native::Available);

@@ -437,7 +437,9 @@ impl SignatureVerifier for DerHost {
         if key.alg != Algorithm::ES256 {
             return None;
         }
-        let point = key.spki_der.get(26..)?;
+        let crate::jwks::RawKey::P256 { point, .. } = &key.raw else {
+            return None;
+        };
         let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).ok()?;
         let Some(der) = es256_signature_to_der(signature) else {
             return Some(false);

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use jwt_simple::prelude::{Claims, Duration, NoCustomClaims};
+use jwt_simple::prelude::{Claims, Duration, ES256KeyPair, NoCustomClaims};
 use mesh_auth_core::verify::{Validation, verify};
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
