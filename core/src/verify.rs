@@ -239,6 +239,7 @@ pub struct Verified<C> {
 struct Header {
     alg: Option<String>,
     kid: Option<String>,
+    typ: Option<String>,
     crit: Option<serde::de::IgnoredAny>,
 }
 
@@ -293,6 +294,15 @@ pub fn verify_with<C: DeserializeOwned>(
         .map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
     if header.crit.is_some() {
         return Err(TokenError::CriticalHeader);
+    }
+    // RFC 8725 explicit typing: a typ, when present, must name a JWT
+    // (`JWT`, `at+jwt`, ...), so a JWE or another JOSE object is never
+    // mistaken for one. Checked here so every signature path agrees.
+    if let Some(typ) = &header.typ {
+        let t = typ.to_ascii_uppercase();
+        if t != "JWT" && !t.ends_with("+JWT") {
+            return Err(TokenError::Malformed("typ is not JWT"));
+        }
     }
     // 4. The key, and the algorithm it is bound to.
     let kid = header.kid.ok_or(TokenError::MissingKid)?;
