@@ -120,9 +120,37 @@ run: setup wasm
 	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' \
 		$(CARGO_TARGET_DIR)/debug/stack
 
-bench:
-	@echo "make bench: not available yet: see README" >&2
-	@exit 1
+# The benchmark of issue 5 (bench/): the filter in Envoy against plain Envoy,
+# native jwt_authn and a do-nothing wasm filter; ext-authz under load. Prints
+# the tables and writes bench/results/latest.md; bench/RESULTS.md is the
+# record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
+# Shorter: `make bench BENCH_DURATION=3 BENCH_AUTHZ_DURATION=2 BENCH_ROUNDS=1`;
+# the other knobs are in bench/src/settings.rs (BENCH_SECTIONS=filter|authz...).
+NOOP_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_noop_filter.wasm
+EXT_AUTHZ_RELEASE := $(CARGO_TARGET_DIR)/release/ext-authz
+BENCH_VARS := BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_AUTHZ_DURATION \
+	BENCH_COLD_TOKENS BENCH_IDP_TOKENS BENCH_SECTIONS BENCH_ENVOY_CPU BENCH_LOAD_CPU BENCH_OUT WRK
+
+bench: $(ENVOY_STAMP)
+	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
+		|| rustup target add $(WASM_TARGET)
+	@# wrk (the load generator) from Debian's packages, as root; a clear error otherwise.
+	@test -n '$(WRK)' || command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make bench: installing wrk (apt-get install wrk)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; \
+		else echo "make bench: wrk is not installed: apt-get install wrk (as root), or WRK=/path/to/wrk" >&2; exit 1; fi; }
+	@command -v taskset >/dev/null || { echo "make bench: taskset (util-linux) is missing" >&2; exit 1; }
+	@# The filter exactly as `make wasm` builds it; the baseline on its own.
+	$(MAKE) --no-print-directory wasm
+	$(CARGO) build -p bench-noop-filter --target $(WASM_TARGET) --release
+	$(CARGO) build --release -p ext-authz
+	$(CARGO) build -p mesh-auth-bench
+	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' NOOP_WASM='$(NOOP_WASM)' \
+		EXT_AUTHZ_BIN='$(EXT_AUTHZ_RELEASE)' \
+		$(foreach v,$(BENCH_VARS),$(if $($(v)),$(v)='$($(v))')) \
+		$(CARGO_TARGET_DIR)/debug/bench
 
 clean:
 	$(CARGO) clean
