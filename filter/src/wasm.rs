@@ -66,7 +66,11 @@ impl Host for WasmHost {
         hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
             .ok()
             .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            // No second copy when the value is valid UTF-8 (the usual case).
+            .map(|b| {
+                String::from_utf8(b)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            })
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {

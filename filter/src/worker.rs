@@ -180,12 +180,11 @@ impl Worker {
 
     /// `on_http_request_headers` for stream `context`.
     pub fn on_request(&mut self, host: &dyn Host, context: u32) -> Flow {
-        host.set_request_header(SUBJECT_HEADER, None);
-        host.set_request_header(AUDIT_HEADER, None);
         if let Some(path) = host.request_header(":path")
             && self.cfg.is_exempt(&path)
         {
             self.metrics.inc(host, Counter::Exempt);
+            strip_own_headers(host);
             return Flow::Continue;
         }
         let header = host.request_header("authorization");
@@ -339,9 +338,10 @@ impl Worker {
         let (code, status, challenge, body) = match decision {
             Decision::Allow { subject } => {
                 self.metrics.inc(host, Counter::Allowed);
-                if let Some(s) = subject {
-                    host.set_request_header(SUBJECT_HEADER, Some(&s));
-                }
+                // Setting replaces whatever the client sent; both headers
+                // are always written or removed before the request goes on.
+                host.set_request_header(SUBJECT_HEADER, subject.as_deref());
+                host.set_request_header(AUDIT_HEADER, None);
                 return Flow::Continue;
             }
             Decision::Deny(d) => {
@@ -374,6 +374,7 @@ impl Worker {
                     "faas-mesh-auth: audit: would deny {path:?} with {status} {code}; allowing"
                 ),
             );
+            host.set_request_header(SUBJECT_HEADER, None);
             host.set_request_header(AUDIT_HEADER, Some(&format!("would-deny {status} {code}")));
             return Flow::Continue;
         }
@@ -632,6 +633,13 @@ impl Worker {
         // A withdrawn key must stop working at once.
         self.cache.clear();
     }
+}
+
+/// A client must never pass our headers off as the filter's: every request
+/// that goes on has them written by us or removed.
+fn strip_own_headers(host: &dyn Host) {
+    host.set_request_header(SUBJECT_HEADER, None);
+    host.set_request_header(AUDIT_HEADER, None);
 }
 
 /// Only plain printable ASCII is copied into a header.

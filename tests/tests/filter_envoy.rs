@@ -191,8 +191,21 @@ async fn every_documented_response() {
     c["function"]["audience"] = json!(["openfaas-fn:env"]);
     assert_eq!(s.with_token(&key.sign(&c)).await.status, 200);
 
-    // Exempt paths pass with no token; near misses do not.
-    assert_eq!(s.call("/_/health", &[]).await.status, 200);
+    // Exempt paths pass with no token, and without forged headers; near
+    // misses do not pass.
+    let r = s
+        .call(
+            "/_/health",
+            &[
+                ("x-faas-mesh-auth-subject", "root"),
+                ("x-faas-mesh-auth-audit", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = s.echo.last_request().unwrap();
+    assert_eq!(seen.header("x-faas-mesh-auth-subject"), None);
+    assert_eq!(seen.header("x-faas-mesh-auth-audit"), None);
     assert_eq!(s.call("/_/ready?x=1", &[]).await.status, 200);
     assert_eq!(s.call("/_/healthz", &[]).await.status, 401);
 

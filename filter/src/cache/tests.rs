@@ -71,3 +71,18 @@ fn clear_empties() {
     c.clear();
     assert!(c.get("a", 0).is_none());
 }
+
+#[test]
+fn tokens_sharing_a_tail_are_still_told_apart() {
+    // Same length and same last 64 bytes: the same hash bucket.
+    let tail = "s".repeat(64);
+    let (a, b) = (format!("aaaa.{tail}"), format!("bbbb.{tail}"));
+    let mut c = TokenCache::new(8);
+    c.insert(&a, allow(), 100, 0);
+    assert_eq!(c.get(&b, 0), None, "a lookup never matches on the hash alone");
+    let denied = Outcome::Denied(InvokeDenial::NotPermitted("x".into()));
+    c.insert(&b, denied.clone(), 100, 0);
+    assert_eq!(c.get(&a, 0), Some(&allow()));
+    assert_eq!(c.get(&b, 0), Some(&denied));
+    assert_eq!(c.len(), 2);
+}
