@@ -140,8 +140,10 @@ impl TokenCache {
         }
         self.map.retain(|_, b| !b.is_empty());
         let map = &self.map;
-        self.order
-            .retain(|(k, t)| map.get(k).is_some_and(|b| b.iter().any(|e| Rc::ptr_eq(&e.token, t))));
+        self.order.retain(|(k, t)| {
+            map.get(k)
+                .is_some_and(|b| b.iter().any(|e| Rc::ptr_eq(&e.token, t)))
+        });
         self.len = self.map.values().map(Vec::len).sum();
         let target = self.capacity - (self.capacity / 8).max(1);
         while self.len > target {

@@ -16,6 +16,9 @@ pub trait Host {
 
     /// A request header of the current (effective) stream, lossily decoded.
     fn request_header(&self, name: &str) -> Option<String>;
+    /// All request headers of the current stream, in one call: names as
+    /// Envoy keeps them (lower case), values as bytes.
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
     /// Set, or with `None` remove, a request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// Answer the current stream locally.
@@ -27,7 +30,7 @@ pub trait Host {
     fn set_effective_context(&self, context_id: u32) -> bool;
 
     fn define_counter(&self, name: &str) -> Option<u32>;
-    fn increment(&self, metric: u32);
+    fn increment(&self, metric: u32, by: u64);
 
     /// Shared data across this VM's workers: the value and its CAS token.
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);

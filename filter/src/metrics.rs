@@ -1,6 +1,8 @@
 //! Envoy counters. Envoy shows wasm metrics with a `wasmcustom.` prefix, so
 //! these appear as e.g. `wasmcustom.faas_mesh_auth.allowed`.
 
+use std::cell::Cell;
+
 use mesh_auth_core::TokenError;
 
 use crate::host::Host;
@@ -61,29 +63,52 @@ impl Counter {
     }
 }
 
-/// Counter ids, defined once per root context.
+/// One Envoy counter and what this worker has counted since the last flush.
+#[derive(Debug)]
+struct Slot {
+    id: Option<u32>,
+    pending: Cell<u64>,
+}
+
+impl Slot {
+    fn new(id: Option<u32>) -> Self {
+        Slot {
+            id,
+            pending: Cell::new(0),
+        }
+    }
+}
+
+/// Counter ids, defined once per root context. Counts stay in the VM and
+/// reach Envoy on the root context's tick ([`Metrics::flush`]): a hostcall
+/// per count would cost the hot path more than everything else it does.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    fixed: Vec<Option<u32>>,
-    denied: Vec<(&'static str, Option<u32>)>,
-    would_deny: Vec<(&'static str, Option<u32>)>,
+    fixed: Vec<Slot>,
+    denied: Vec<(&'static str, Slot)>,
+    would_deny: Vec<(&'static str, Slot)>,
 }
 
 impl Metrics {
     pub fn define(host: &dyn Host) -> Self {
         let fixed = Counter::ALL
             .iter()
-            .map(|c| host.define_counter(&format!("{PREFIX}.{}", c.name())))
+            .map(|c| Slot::new(host.define_counter(&format!("{PREFIX}.{}", c.name()))))
             .collect();
         let codes = || TokenError::CODES.iter().chain(DENIAL_CODES.iter()).copied();
         let denied = codes()
-            .map(|c| (c, host.define_counter(&format!("{PREFIX}.denied.{c}"))))
+            .map(|c| {
+                (
+                    c,
+                    Slot::new(host.define_counter(&format!("{PREFIX}.denied.{c}"))),
+                )
+            })
             .collect();
         let would_deny = codes()
             .map(|c| {
                 (
                     c,
-                    host.define_counter(&format!("{PREFIX}.audit_would_deny.{c}")),
+                    Slot::new(host.define_counter(&format!("{PREFIX}.audit_would_deny.{c}"))),
                 )
             })
             .collect();
@@ -94,21 +119,36 @@ impl Metrics {
         }
     }
 
-    pub fn inc(&self, host: &dyn Host, counter: Counter) {
+    pub fn inc(&self, counter: Counter) {
         let index = Counter::ALL.iter().position(|c| *c == counter);
-        if let Some(Some(id)) = index.and_then(|i| self.fixed.get(i)) {
-            host.increment(*id);
+        if let Some(slot) = index.and_then(|i| self.fixed.get(i)) {
+            slot.pending.set(slot.pending.get() + 1);
         }
     }
 
-    pub fn denied(&self, host: &dyn Host, code: &str, audit: bool) {
+    pub fn denied(&self, code: &str, audit: bool) {
         let table = if audit {
             &self.would_deny
         } else {
             &self.denied
         };
-        if let Some((_, Some(id))) = table.iter().find(|(c, _)| *c == code) {
-            host.increment(*id);
+        if let Some((_, slot)) = table.iter().find(|(c, _)| *c == code) {
+            slot.pending.set(slot.pending.get() + 1);
+        }
+    }
+
+    /// Hand the counts to Envoy.
+    pub fn flush(&self, host: &dyn Host) {
+        let slots = self
+            .fixed
+            .iter()
+            .chain(self.denied.iter().map(|(_, s)| s))
+            .chain(self.would_deny.iter().map(|(_, s)| s));
+        for slot in slots {
+            let n = slot.pending.replace(0);
+            if let (Some(id), true) = (slot.id, n > 0) {
+                host.increment(id, n);
+            }
         }
     }
 }

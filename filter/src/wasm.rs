@@ -73,6 +73,10 @@ impl Host for WasmHost {
             })
     }
 
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+    }
+
     fn set_request_header(&self, name: &str, value: Option<&str>) {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
     }
@@ -93,8 +97,8 @@ impl Host for WasmHost {
         hostcalls::define_metric(MetricType::Counter, name).ok()
     }
 
-    fn increment(&self, metric: u32) {
-        let _ = hostcalls::increment_metric(metric, 1);
+    fn increment(&self, metric: u32, by: u64) {
+        let _ = hostcalls::increment_metric(metric, i64::try_from(by).unwrap_or(i64::MAX));
     }
 
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
@@ -209,9 +213,9 @@ impl RootContext for Root {
         match compile(&raw, &node_identity()) {
             Ok(cfg) => {
                 let worker = Worker::new(&WasmHost, self.context_id, cfg);
-                if worker.needs_ticks() {
-                    let _ = hostcalls::set_tick_period(Duration::from_millis(TICK_MS));
-                }
+                // Every worker ticks: metrics and the clock, and the keys
+                // when they are fetched.
+                let _ = hostcalls::set_tick_period(Duration::from_millis(TICK_MS));
                 self.worker = Some(Rc::new(RefCell::new(worker)));
                 true
             }

@@ -99,6 +99,8 @@ pub struct Worker {
     metrics: Metrics,
     /// Whether the host verifies signatures natively.
     native: std::cell::Cell<Native>,
+    /// The host's clock as of the last tick; 0 before the first.
+    clock_ms: std::cell::Cell<u64>,
 }
 
 impl Worker {
@@ -123,6 +125,7 @@ impl Worker {
             refetch_wanted: false,
             metrics: Metrics::define(host),
             native: std::cell::Cell::new(native),
+            clock_ms: std::cell::Cell::new(0),
         };
         worker.log_startup(host);
         worker.init_shared(host);
@@ -130,10 +133,6 @@ impl Worker {
     }
 
     /// Does this worker need ticks (it fetches keys)?
-    pub fn needs_ticks(&self) -> bool {
-        matches!(self.cfg.keys, KeySource::Remote(_))
-    }
-
     fn remote(&self) -> Option<&RemoteJwks> {
         match &self.cfg.keys {
             KeySource::Remote(r) => Some(r),
@@ -180,21 +179,38 @@ impl Worker {
 
     /// `on_http_request_headers` for stream `context`.
     pub fn on_request(&mut self, host: &dyn Host, context: u32) -> Flow {
-        if let Some(path) = host.request_header(":path")
-            && self.cfg.is_exempt(&path)
+        // One hostcall for every header we need, and for whether the client
+        // sent any of ours.
+        let headers = host.request_headers();
+        let mut path: Option<&[u8]> = None;
+        let mut auth: Option<&[u8]> = None;
+        let mut own = OwnHeaders::default();
+        for (name, value) in &headers {
+            match name.as_str() {
+                ":path" => path = Some(value),
+                "authorization" if auth.is_none() => auth = Some(value),
+                SUBJECT_HEADER => own.subject = true,
+                AUDIT_HEADER => own.audit = true,
+                _ => {}
+            }
+        }
+        if let Some(path) = path.and_then(|p| std::str::from_utf8(p).ok())
+            && self.cfg.is_exempt(path)
         {
-            self.metrics.inc(host, Counter::Exempt);
-            strip_own_headers(host);
+            self.metrics.inc(Counter::Exempt);
+            own.remove(host);
             return Flow::Continue;
         }
-        let header = host.request_header("authorization");
-        let token = match header.as_deref().map(bearer_token) {
+        let token = match auth
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .map(bearer_token)
+        {
             Some(Ok(t)) => t,
-            _ => return self.apply(host, Decision::Deny(InvokeDenial::MissingToken)),
+            _ => return self.apply(host, Decision::Deny(InvokeDenial::MissingToken), own),
         };
-        let now = host.now_ms();
+        let now = self.now_ms(host);
         match self.evaluate(host, token, now, true) {
-            Verdict::Final(d) => self.apply(host, d),
+            Verdict::Final(d) => self.apply(host, d, own),
             Verdict::Wait { fetch_by_ms } => {
                 self.waiters.push(Waiter {
                     context,
@@ -206,6 +222,16 @@ impl Worker {
                 });
                 Flow::Pause
             }
+        }
+    }
+
+    /// Wall-clock time as of the last tick (at most [`TICK_MS`] old), or
+    /// from the host before the first one: one hostcall fewer per request.
+    /// Verification reads the host's clock itself.
+    fn now_ms(&self, host: &dyn Host) -> u64 {
+        match self.clock_ms.get() {
+            0 => host.now_ms(),
+            t => t,
         }
     }
 
@@ -222,7 +248,7 @@ impl Worker {
         };
         let now = now_ms / 1000;
         if let Some(outcome) = self.cache.get(token, now) {
-            self.metrics.inc(host, Counter::CacheHit);
+            self.metrics.inc(Counter::CacheHit);
             return Verdict::Final(match outcome {
                 Outcome::Allow { subject } => Decision::Allow {
                     subject: subject.clone(),
@@ -230,6 +256,10 @@ impl Worker {
                 Outcome::Denied(d) => Decision::Deny(d.clone()),
             });
         }
+        // A miss is about to cost a signature check: read the host's clock
+        // rather than the tick's.
+        let now_ms = host.now_ms();
+        let now = now_ms / 1000;
         let Some(keys) = self.keys.clone() else {
             // Before the first keys: wait for a fetch that is running or
             // about to, otherwise fail closed at once.
@@ -240,7 +270,7 @@ impl Worker {
             }
             return Verdict::Final(Decision::Unavailable(Unavailable::NoKeys));
         };
-        self.metrics.inc(host, Counter::CacheMiss);
+        self.metrics.inc(Counter::CacheMiss);
         let signatures = HostSignatures::new(host, &self.native);
         let verified =
             verify_with::<GatewayClaims>(token, &keys, &cfg.validation, now, &signatures);
@@ -254,8 +284,8 @@ impl Worker {
                 | TokenError::UnknownKid(_)
                 | TokenError::AlgorithmMismatch { .. },
             ) => {}
-            _ if signatures.answered.get() => self.metrics.inc(host, Counter::VerifyNative),
-            _ => self.metrics.inc(host, Counter::VerifyWasm),
+            _ if signatures.answered.get() => self.metrics.inc(Counter::VerifyNative),
+            _ => self.metrics.inc(Counter::VerifyWasm),
         }
         match verified {
             Ok(v) => {
@@ -286,7 +316,7 @@ impl Worker {
                                 "faas-mesh-auth: token names unknown kid {kid:?}; refetching keys"
                             ),
                         );
-                        self.metrics.inc(host, Counter::UnknownKidRefetch);
+                        self.metrics.inc(Counter::UnknownKidRefetch);
                     }
                     self.refetch_wanted = true;
                     Verdict::Wait { fetch_by_ms }
@@ -333,15 +363,22 @@ impl Worker {
             && (self.fetch_running(now_ms) || now_ms >= self.shared.next_fetch_ms)
     }
 
-    /// The one place a decision becomes a response.
-    fn apply(&self, host: &dyn Host, decision: Decision) -> Flow {
+    /// The one place a decision becomes a response. `own` says which of
+    /// our headers the client sent: every request that goes on has them
+    /// written by us or removed.
+    fn apply(&self, host: &dyn Host, decision: Decision, own: OwnHeaders) -> Flow {
         let (code, status, challenge, body) = match decision {
             Decision::Allow { subject } => {
-                self.metrics.inc(host, Counter::Allowed);
-                // Setting replaces whatever the client sent; both headers
-                // are always written or removed before the request goes on.
-                host.set_request_header(SUBJECT_HEADER, subject.as_deref());
-                host.set_request_header(AUDIT_HEADER, None);
+                self.metrics.inc(Counter::Allowed);
+                match subject.as_deref() {
+                    // Setting replaces whatever the client sent.
+                    Some(s) => host.set_request_header(SUBJECT_HEADER, Some(s)),
+                    None if own.subject => host.set_request_header(SUBJECT_HEADER, None),
+                    None => {}
+                }
+                if own.audit {
+                    host.set_request_header(AUDIT_HEADER, None);
+                }
                 return Flow::Continue;
             }
             Decision::Deny(d) => {
@@ -366,7 +403,7 @@ impl Worker {
             }
         };
         if self.cfg.mode == Mode::Audit {
-            self.metrics.denied(host, code, true);
+            self.metrics.denied(code, true);
             let path = host.request_header(":path").unwrap_or_default();
             host.log(
                 LogLevel::Info,
@@ -374,11 +411,13 @@ impl Worker {
                     "faas-mesh-auth: audit: would deny {path:?} with {status} {code}; allowing"
                 ),
             );
-            host.set_request_header(SUBJECT_HEADER, None);
+            if own.subject {
+                host.set_request_header(SUBJECT_HEADER, None);
+            }
             host.set_request_header(AUDIT_HEADER, Some(&format!("would-deny {status} {code}")));
             return Flow::Continue;
         }
-        self.metrics.denied(host, code, false);
+        self.metrics.denied(code, false);
         host.log(LogLevel::Debug, &format!("faas-mesh-auth: {status} {code}"));
         let mut headers: Vec<(&str, &str)> = vec![
             ("content-type", "text/plain; charset=utf-8"),
@@ -409,7 +448,8 @@ impl Worker {
                 Verdict::Final(d) => d,
                 Verdict::Wait { .. } => Decision::Unavailable(Unavailable::NoKeys),
             };
-            if self.apply(host, decision) == Flow::Continue {
+            // We did not look at this request's headers: assume the worst.
+            if self.apply(host, decision, OwnHeaders::ANY) == Flow::Continue {
                 host.resume_request();
             }
         }
@@ -446,11 +486,20 @@ impl Worker {
         (bytes.and_then(|b| SharedState::decode(&b)), cas)
     }
 
+    /// Hand the counts to Envoy now (the tick does this too).
+    pub fn flush_metrics(&self, host: &dyn Host) {
+        self.metrics.flush(host);
+    }
+
+    /// The root context's tick, every [`TICK_MS`]: hand counts to Envoy,
+    /// refresh the clock, and run the key lifecycle.
     pub fn on_tick(&mut self, host: &dyn Host) {
+        self.metrics.flush(host);
+        let now = host.now_ms();
+        self.clock_ms.set(now);
         let (Some(remote), Some(state_key)) = (self.remote().cloned(), self.state_key()) else {
             return;
         };
-        let now = host.now_ms();
         let (state, cas) = self.read_state(host, &state_key);
         let Some(state) = state else {
             // Absent or unreadable: (re)create it, fetch on a later tick.
@@ -549,7 +598,7 @@ impl Worker {
         };
         let (outcome, fresh) = match result {
             Ok((set, body)) => {
-                self.metrics.inc(host, Counter::JwksFetchOk);
+                self.metrics.inc(Counter::JwksFetchOk);
                 let same = host.shared_get(&jwks_key).0.as_deref() == Some(body.as_slice());
                 if same {
                     (FetchResult::Unchanged, None)
@@ -559,7 +608,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.metrics.inc(host, Counter::JwksFetchFailed);
+                self.metrics.inc(Counter::JwksFetchFailed);
                 let kept = if self.keys.is_some() {
                     "keeping the last good keys"
                 } else {
@@ -627,7 +676,7 @@ impl Worker {
                 set.kids()
             ),
         );
-        self.metrics.inc(host, Counter::JwksUpdated);
+        self.metrics.inc(Counter::JwksUpdated);
         self.keys = Some(set);
         self.key_version = version;
         // A withdrawn key must stop working at once.
@@ -635,11 +684,28 @@ impl Worker {
     }
 }
 
-/// A client must never pass our headers off as the filter's: every request
-/// that goes on has them written by us or removed.
-fn strip_own_headers(host: &dyn Host) {
-    host.set_request_header(SUBJECT_HEADER, None);
-    host.set_request_header(AUDIT_HEADER, None);
+/// Which of our headers a request arrived with. A client must never pass
+/// them off as the filter's.
+#[derive(Debug, Clone, Copy, Default)]
+struct OwnHeaders {
+    subject: bool,
+    audit: bool,
+}
+
+impl OwnHeaders {
+    const ANY: OwnHeaders = OwnHeaders {
+        subject: true,
+        audit: true,
+    };
+
+    fn remove(self, host: &dyn Host) {
+        if self.subject {
+            host.set_request_header(SUBJECT_HEADER, None);
+        }
+        if self.audit {
+            host.set_request_header(AUDIT_HEADER, None);
+        }
+    }
 }
 
 /// Only plain printable ASCII is copied into a header.

@@ -301,6 +301,28 @@ impl Envoy {
         Ok(self.stats().await?.get(name).copied())
     }
 
+    /// Stat `name` once it has stopped changing for `quiet` (wasm filters
+    /// may hand their counts to Envoy on a timer, after the requests).
+    pub async fn settled_stat(&self, name: &str, quiet: Duration) -> Result<Option<u64>> {
+        let mut last = self.stat(name).await?;
+        let mut since = std::time::Instant::now();
+        let deadline = since + Duration::from_secs(30);
+        loop {
+            if since.elapsed() >= quiet {
+                return Ok(last);
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!("Envoy stat {name} kept changing for 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let now = self.stat(name).await?;
+            if now != last {
+                last = now;
+                since = std::time::Instant::now();
+            }
+        }
+    }
+
     /// Poll stat `name` until `ok(value)`, and return that value. A stat
     /// that does not exist yet counts as 0.
     pub async fn wait_for_stat(

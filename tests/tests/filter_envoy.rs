@@ -68,9 +68,11 @@ impl Sidecar {
         self.call("/", &[("authorization", &bearer(token))]).await
     }
 
+    /// A filter counter, once the filter has handed it to Envoy (on its
+    /// 100 ms tick).
     async fn stat(&self, name: &str) -> u64 {
         self.envoy
-            .stat(&stat_name(name))
+            .settled_stat(&stat_name(name), Duration::from_millis(300))
             .await
             .unwrap()
             .unwrap_or(0)

@@ -79,7 +79,11 @@ fn tokens_sharing_a_tail_are_still_told_apart() {
     let (a, b) = (format!("aaaa.{tail}"), format!("bbbb.{tail}"));
     let mut c = TokenCache::new(8);
     c.insert(&a, allow(), 100, 0);
-    assert_eq!(c.get(&b, 0), None, "a lookup never matches on the hash alone");
+    assert_eq!(
+        c.get(&b, 0),
+        None,
+        "a lookup never matches on the hash alone"
+    );
     let denied = Outcome::Denied(InvokeDenial::NotPermitted("x".into()));
     c.insert(&b, denied.clone(), 100, 0);
     assert_eq!(c.get(&a, 0), Some(&allow()));

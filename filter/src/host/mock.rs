@@ -195,6 +195,18 @@ impl Host for MockHost {
         self.header_of(self.context.get(), name)
     }
 
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.headers
+            .borrow()
+            .get(&self.context.get())
+            .map(|h| {
+                h.iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn set_request_header(&self, name: &str, value: Option<&str>) {
         let mut all = self.headers.borrow_mut();
         let h = all.entry(self.context.get()).or_default();
@@ -237,9 +249,9 @@ impl Host for MockHost {
         u32::try_from(m.len() - 1).ok()
     }
 
-    fn increment(&self, metric: u32) {
+    fn increment(&self, metric: u32, by: u64) {
         if let Some(m) = self.metrics.borrow_mut().get_mut(metric as usize) {
-            m.1 += 1;
+            m.1 += by;
         }
     }
 
