@@ -125,11 +125,13 @@ run: setup wasm
 # the tables and writes bench/results/latest.md; bench/RESULTS.md is the
 # record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
 # Shorter: `make bench BENCH_DURATION=3 BENCH_AUTHZ_DURATION=2 BENCH_ROUNDS=1`;
-# the other knobs are in bench/src/settings.rs (BENCH_SECTIONS=filter|authz...).
+# BENCH_PROBES=1 adds a cost breakdown (pure-Rust fallback, bench/probe-filter); other knobs:
+# bench/src/settings.rs (BENCH_SECTIONS=filter|authz, ...).
 NOOP_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_noop_filter.wasm
+PROBE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_probe_filter.wasm
 EXT_AUTHZ_RELEASE := $(CARGO_TARGET_DIR)/release/ext-authz
 BENCH_VARS := BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_AUTHZ_DURATION \
-	BENCH_COLD_TOKENS BENCH_IDP_TOKENS BENCH_SECTIONS BENCH_ENVOY_CPU BENCH_LOAD_CPU BENCH_OUT WRK
+	BENCH_COLD_TOKENS BENCH_IDP_TOKENS BENCH_SECTIONS BENCH_ENVOY_CPU BENCH_LOAD_CPU BENCH_OUT BENCH_PROBES WRK
 
 bench: $(ENVOY_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
@@ -142,15 +144,15 @@ bench: $(ENVOY_STAMP)
 			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; \
 		else echo "make bench: wrk is not installed: apt-get install wrk (as root), or WRK=/path/to/wrk" >&2; exit 1; fi; }
 	@command -v taskset >/dev/null || { echo "make bench: taskset (util-linux) is missing" >&2; exit 1; }
-	@# The filter exactly as `make wasm` builds it; the baseline on its own.
+	@# The filter exactly as `make wasm` builds it; the baselines on their own.
 	$(MAKE) --no-print-directory wasm
-	$(CARGO) build -p bench-noop-filter --target $(WASM_TARGET) --release
-	$(CARGO) build --release -p ext-authz
-	$(CARGO) build -p mesh-auth-bench
-	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' NOOP_WASM='$(NOOP_WASM)' \
+	$(CARGO) build -p bench-noop-filter -p bench-probe-filter --target $(WASM_TARGET) --release
+	@# One release build for both: they share most dependencies (minutes on 2 cores).
+	$(CARGO) build --release -p ext-authz -p mesh-auth-bench
+	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' NOOP_WASM='$(NOOP_WASM)' PROBE_WASM='$(PROBE_WASM)' \
 		EXT_AUTHZ_BIN='$(EXT_AUTHZ_RELEASE)' \
 		$(foreach v,$(BENCH_VARS),$(if $($(v)),$(v)='$($(v))')) \
-		$(CARGO_TARGET_DIR)/debug/bench
+		$(CARGO_TARGET_DIR)/release/bench
 
 clean:
 	$(CARGO) clean

@@ -543,7 +543,9 @@ fn tabulate(
             "p99",
             "Envoy CPU/req",
             "added Envoy CPU/req",
+            "Envoy core busy",
             "ext-authz CPU/Check",
+            "ext-authz cores busy",
         ],
     );
     ck.intro.push(format!(
@@ -579,10 +581,16 @@ fn tabulate(
                     )
                 )
             },
+            format!("{}%", num(med(s, &|x| x.busy_percent(0)), 0)),
             if is_plain {
                 "–".to_owned()
             } else {
                 format!("{} µs", num(med(s, &|x| x.cpu_us_per_request(1)), 0))
+            },
+            if is_plain {
+                "–".to_owned()
+            } else {
+                num(med(s, &|x| x.busy_percent(1) / 100.0), 2)
             },
         ]);
     }

@@ -157,13 +157,31 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
         ),
         ("ours", vec![ours(json!({}))], true),
         ("ours-audit", vec![ours(json!({"mode": "audit"}))], true),
+    ];
+    let mut specs = specs;
+    if let Some(probe) = &settings.probe_wasm {
         // The pure-Rust fallback, forced: only builds that have the setting.
-        (
+        specs.push((
             "ours-wasm-crypto",
             vec![ours(json!({"crypto": "wasm"}))],
             false,
-        ),
-    ];
+        ));
+        let (message, sig) = hot.rsplit_once('.').context("the hot token")?;
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig)?;
+        let der = mesh_auth_core::verify::es256_signature_to_der(&raw)
+            .context("the hot token's signature")?;
+        let verify = format!("verify:{}:{}:{message}", hex(&signer.spki_der()), hex(&der));
+        specs.push((
+            "probe-hostcalls",
+            vec![configs::wasm("probe", probe, "hostcalls")],
+            true,
+        ));
+        specs.push((
+            "probe-verify",
+            vec![configs::wasm("probe", probe, &verify)],
+            true,
+        ));
+    }
     let mut procs: Vec<Proc> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     for (label, filters, required) in specs {
@@ -261,6 +279,18 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
         "ours",
         Traffic::Flood,
         401,
+    );
+    add(
+        "probe: the hot path's host calls alone (6, no logic)",
+        "probe-hostcalls",
+        Traffic::Hot,
+        200,
+    );
+    add(
+        "probe: one native `verify_signature` call alone",
+        "probe-verify",
+        Traffic::Hot,
+        200,
     );
 
     // ---- one request each: is every row what it claims to be? ----------
@@ -590,9 +620,11 @@ fn tabulate(
                 ));
             }
             Traffic::Flood => table.note(format!(
-                "{}: {} requests, every token distinct with a random 64-byte signature; denied.bad_signature {}, verify_native {}, verify_wasm {}; the hot token was still cached after the flood in {} of {} rounds",
+                "{}: {} requests, every token distinct with a random 64-byte signature (pool of {}{}); denied.bad_signature {}, verify_native {}, verify_wasm {}; the hot token was still cached after the flood in {} of {} rounds",
                 row.label,
                 int(total as f64),
+                int(procs[row.proc_index].flood.pool_size() as f64),
+                reuse(procs[row.proc_index].flood.wraps, procs[row.proc_index].flood.pool_size(), row),
                 int(st("denied.bad_signature") as f64),
                 counter(&row.stats, "verify_native"),
                 counter(&row.stats, "verify_wasm"),
@@ -729,6 +761,10 @@ fn tabulate(
         tables: vec![table, mem],
         summary,
     })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the report says about tokens sent twice to one Envoy.

@@ -28,8 +28,13 @@ pub const ENVOY_CPU_ENV: &str = "BENCH_ENVOY_CPU";
 pub const LOAD_CPU_ENV: &str = "BENCH_LOAD_CPU";
 /// Where the report of this run goes.
 pub const OUT_ENV: &str = "BENCH_OUT";
-/// The do-nothing filter, the wrk binary.
+/// `1`: also measure the cost breakdown: our filter's cold path with the
+/// pure-Rust fallback forced, and the probes of bench/probe-filter (the hot
+/// path's host calls alone, one native `verify_signature` call alone).
+pub const PROBES_ENV: &str = "BENCH_PROBES";
+/// The do-nothing filter, the probe filter, the wrk binary.
 pub const NOOP_WASM_ENV: &str = "NOOP_WASM";
+pub const PROBE_WASM_ENV: &str = "PROBE_WASM";
 pub const WRK_ENV: &str = "WRK";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,7 @@ pub struct Settings {
     pub envoy_bin: PathBuf,
     pub filter_wasm: PathBuf,
     pub noop_wasm: PathBuf,
+    pub probe_wasm: Option<PathBuf>,
     pub ext_authz_bin: Option<PathBuf>,
     pub wrk: PathBuf,
     pub lua: PathBuf,
@@ -106,12 +112,25 @@ impl Settings {
             Some(p) => PathBuf::from(p),
             None => root.join("target/wasm32-wasip1/release/bench_noop_filter.wasm"),
         };
+        let probes = match get(PROBES_ENV).as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => bail!("{PROBES_ENV}={other:?}: expected 0 or 1"),
+        };
+        let probe_wasm = match (probes, get(PROBE_WASM_ENV)) {
+            (false, _) => None,
+            (true, Some(p)) => Some(existing(Path::new(&p), "build bench/probe-filter")?),
+            (true, None) => Some(existing(
+                &root.join("target/wasm32-wasip1/release/bench_probe_filter.wasm"),
+                "run `make bench` (it builds the probe filter)",
+            )?),
+        };
         let wrk = PathBuf::from(get(WRK_ENV).unwrap_or_else(|| "wrk".to_owned()));
         let needs_authz = sections.contains(&Section::Authz);
         Ok(Settings {
             duration,
             rounds,
-            warmup: secs(WARMUP_ENV, 3.0)?,
+            warmup: secs(WARMUP_ENV, 2.0)?,
             connections: u32::try_from(num(CONNECTIONS_ENV, 16)?)?,
             authz_duration,
             cold_tokens: num(COLD_TOKENS_ENV, 1_000_000)?,
@@ -123,6 +142,7 @@ impl Settings {
             envoy_bin: envoy_bin()?,
             filter_wasm: filter_wasm()?,
             noop_wasm: existing(&noop_wasm, "run `make bench` (it builds the noop filter)")?,
+            probe_wasm,
             // The release build, unlike the integration tests' debug one.
             ext_authz_bin: if needs_authz {
                 let path = get(EXT_AUTHZ_BIN_ENV)

@@ -48,6 +48,15 @@ impl Signer {
         ec_p256_jwk(&self.kid, &self.x, &self.y)
     }
 
+    /// The public key as X.509 SubjectPublicKeyInfo DER (what Envoy's
+    /// `verify_signature` takes).
+    pub fn spki_der(&self) -> Vec<u8> {
+        let mut point = vec![4u8];
+        point.extend_from_slice(&self.x);
+        point.extend_from_slice(&self.y);
+        mesh_auth_core::jwks::p256_spki_der(&point)
+    }
+
     /// `{"keys": [this key]}`
     pub fn jwks(&self) -> String {
         json!({"keys": [self.jwk()]}).to_string()
