@@ -16,9 +16,10 @@ pub trait Host {
 
     /// A request header of the current (effective) stream, lossily decoded.
     fn request_header(&self, name: &str) -> Option<String>;
-    /// All request headers of the current stream, in one call: names as
-    /// Envoy keeps them (lower case), values as bytes.
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    /// All request headers of the current stream in one call, in the
+    /// proxy-wasm serialized form (read with [`crate::headers::pairs`]);
+    /// names as Envoy keeps them, lower case.
+    fn request_header_map(&self) -> Vec<u8>;
     /// Set, or with `None` remove, a request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// Answer the current stream locally.

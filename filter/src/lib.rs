@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod headers;
 pub mod host;
 pub mod keys;
 pub mod metrics;

@@ -73,8 +73,8 @@ impl Host for WasmHost {
             })
     }
 
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
+    fn request_header_map(&self) -> Vec<u8> {
+        raw_request_header_map()
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -126,6 +126,34 @@ impl Host for WasmHost {
             Duration::from_millis(timeout_ms),
         )
         .ok()
+    }
+}
+
+#[link(wasm_import_module = "env")]
+unsafe extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> proxy_wasm::types::Status;
+}
+
+/// The request's headers serialized, in one hostcall and one buffer. The
+/// SDK's own `get_map_bytes` would then copy every name and value into its
+/// own allocation, and panic on a name that is not UTF-8.
+fn raw_request_header_map() -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a buffer it allocated through this module's
+    // `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes), and
+    // hands over its ownership, as the SDK's own hostcalls assume.
+    unsafe {
+        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+            proxy_wasm::types::Status::Ok if !data.is_null() => {
+                Vec::from_raw_parts(data, size, size)
+            }
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -181,16 +181,16 @@ impl Worker {
     pub fn on_request(&mut self, host: &dyn Host, context: u32) -> Flow {
         // One hostcall for every header we need, and for whether the client
         // sent any of ours.
-        let headers = host.request_headers();
+        let map = host.request_header_map();
         let mut path: Option<&[u8]> = None;
         let mut auth: Option<&[u8]> = None;
         let mut own = OwnHeaders::default();
-        for (name, value) in &headers {
-            match name.as_str() {
-                ":path" => path = Some(value),
-                "authorization" if auth.is_none() => auth = Some(value),
-                SUBJECT_HEADER => own.subject = true,
-                AUDIT_HEADER => own.audit = true,
+        for (name, value) in crate::headers::pairs(&map) {
+            match name {
+                b":path" => path = Some(value),
+                b"authorization" if auth.is_none() => auth = Some(value),
+                n if n == SUBJECT_HEADER.as_bytes() => own.subject = true,
+                n if n == AUDIT_HEADER.as_bytes() => own.audit = true,
                 _ => {}
             }
         }

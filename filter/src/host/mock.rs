@@ -195,16 +195,17 @@ impl Host for MockHost {
         self.header_of(self.context.get(), name)
     }
 
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        self.headers
-            .borrow()
+    fn request_header_map(&self) -> Vec<u8> {
+        let all = self.headers.borrow();
+        let pairs: Vec<(String, &[u8])> = all
             .get(&self.context.get())
             .map(|h| {
                 h.iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes()))
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes()))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        crate::headers::serialize(pairs.iter().map(|(k, v)| (k.as_bytes(), *v)))
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
