@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use mesh_auth_tests::{Envoy, get};
@@ -31,6 +31,8 @@ const FUNCTION: &str = "bench";
 /// Long enough for any run; the filter checks `exp`, nothing caps lifetime.
 const TOKEN_TTL: u64 = 6 * 3600;
 const STATS_PREFIX: &str = "wasmcustom.faas_mesh_auth.";
+/// Counters unchanged this long, with no load, have been flushed.
+const SETTLED: Duration = Duration::from_millis(350);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Traffic {
@@ -115,7 +117,7 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
     let claims = |jti: &str| function_claims(ISSUER, now, TOKEN_TTL, &permission, jti);
     let hot = signer.sign(&claims("bench-hot"))?;
     let n = settings.cold_tokens.max(1_000);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let cold: Arc<Vec<String>> = Arc::new(mint(&signer, n, Kind::Valid, &|i| {
         claims(&format!("cold-{i}"))
     })?);
@@ -511,14 +513,41 @@ fn check_sample(row: &Row, s: &Sample) -> Result<()> {
     Ok(())
 }
 
-/// The filter's counters, without their prefix.
+/// The filter's counters, without their prefix, once they have settled:
+/// the filter may keep counts in the VM and flush them on its tick (100 ms),
+/// so a read right after the load would miss the last tick's worth and
+/// credit it to the next row. Polls until the counters have not moved for
+/// [`SETTLED`]; Envoys without the filter answer at once.
 async fn filter_stats(envoy: &Envoy) -> Result<BTreeMap<String, u64>> {
-    Ok(envoy
-        .stats()
-        .await?
-        .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix(STATS_PREFIX).map(|s| (s.to_owned(), v)))
-        .collect())
+    let read = || async {
+        Ok::<_, anyhow::Error>(
+            envoy
+                .stats()
+                .await?
+                .into_iter()
+                .filter_map(|(k, v)| k.strip_prefix(STATS_PREFIX).map(|s| (s.to_owned(), v)))
+                .collect::<BTreeMap<String, u64>>(),
+        )
+    };
+    let mut last = read().await?;
+    if last.is_empty() {
+        return Ok(last);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut still_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = read().await?;
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= SETTLED {
+            return Ok(last);
+        }
+        if Instant::now() > deadline {
+            bail!("the filter's counters kept moving for 10 s with no load");
+        }
+    }
 }
 
 fn per_round(row: &Row, base: &Row, f: impl Fn(&Sample, &Sample) -> f64) -> f64 {

@@ -6,8 +6,8 @@
 //! * `hostcalls`: the host calls a cache hit makes, and nothing else: read
 //!   `:path` and `authorization`, read the clock, remove one header, set
 //!   one, increment one counter. No parsing, no cache. `hostcalls:LIST`
-//!   makes only those named in LIST (`path,auth,time,remove,set,inc`), to
-//!   price them one by one.
+//!   makes only those named in LIST (`path,auth,time,remove,set,inc`, and
+//!   `map`: all headers in one call), to price them one by one.
 //! * `verify:<spki hex>:<signature hex>:<message>`: one call of Envoy's
 //!   `verify_signature` foreign function (BoringSSL ES256) with these fixed
 //!   arguments, as the filter encodes them; a request whose signature does
@@ -33,7 +33,9 @@ enum Probe {
     Verify,
 }
 
-const CALLS: [&str; 6] = ["path", "auth", "time", "remove", "set", "inc"];
+/// `map`: every request header in one call (`get_map_bytes`), the way the
+/// filter reads them since it stopped asking for them one by one.
+const CALLS: [&str; 7] = ["path", "auth", "time", "remove", "set", "inc", "map"];
 
 struct Root {
     probe: Rc<Cell<Option<Probe>>>,
@@ -142,6 +144,10 @@ impl HttpContext for Stream {
                 }
                 if on(5) {
                     let _ = hostcalls::increment_metric(self.counter, 1);
+                }
+                if on(6) {
+                    let all = hostcalls::get_map_bytes(MapType::HttpRequestHeaders);
+                    drop(all);
                 }
                 drop(kept);
                 Action::Continue
