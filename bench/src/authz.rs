@@ -285,6 +285,10 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
 
     let ctx = Ctx {
         wrk,
+        all_cpus: format!(
+            "0-{}",
+            std::thread::available_parallelism().map_or(1, usize::from) - 1
+        ),
         prefix: &prefix,
         bearer_token: &api_token,
         system_path: &system_path,
@@ -339,6 +343,8 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
 
 struct Ctx<'a> {
     wrk: &'a Wrk,
+    /// `0-N`: every core, as ext-authz starts.
+    all_cpus: String,
     prefix: &'a str,
     bearer_token: &'a str,
     system_path: &'a str,
@@ -396,11 +402,17 @@ impl Ctx<'_> {
                 )
             }
         };
-        let s = self
-            .wrk
-            .run(&load, &watch)
-            .await
-            .with_context(|| format!("measuring {}", label(job, instances)))?;
+        // For the Check, Envoy's core is Envoy's alone: ext-authz moves to
+        // wrk's core for the run, and back to every core afterwards.
+        let pinned = matches!(job, Job::Check { .. });
+        if pinned {
+            set_affinity(instances[0].authz.pid(), &self.wrk.cpu.to_string()).await?;
+        }
+        let s = self.wrk.run(&load, &watch).await;
+        if pinned {
+            set_affinity(instances[0].authz.pid(), &self.all_cpus).await?;
+        }
+        let s = s.with_context(|| format!("measuring {}", label(job, instances)))?;
         if let Some(i) = cursor_of {
             instances[i]
                 .idp
@@ -445,6 +457,22 @@ impl Ctx<'_> {
         }
         Ok(s)
     }
+}
+
+/// Move every thread of `pid` to these cores (`taskset -a -p -c`).
+async fn set_affinity(pid: u32, cpus: &str) -> Result<()> {
+    let out = tokio::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .output()
+        .await
+        .context("running taskset")?;
+    if !out.status.success() {
+        bail!(
+            "taskset -a -p -c {cpus} {pid}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 fn label(job: Job, instances: &[Instance]) -> String {
@@ -549,7 +577,7 @@ fn tabulate(
         ],
     );
     ck.intro.push(format!(
-        "`GET {}` with an API token (ES256, verified by ext-authz on every Check, then IAM `Function:List`); the route answers 200 itself (`direct_response`). Envoy `--concurrency 1` pinned to core {}, `envoy.filters.http.ext_authz` over gRPC (HTTP/2) to ext-authz as `envoy/gateway.yaml` configures it; `wrk -c{CHECK_CONNECTIONS}` on core {}; ext-authz unpinned.",
+        "`GET {}` with an API token (ES256, verified by ext-authz on every Check, then IAM `Function:List`); the route answers 200 itself (`direct_response`). Envoy `--concurrency 1` pinned to core {}, `envoy.filters.http.ext_authz` over gRPC (HTTP/2) to ext-authz as `envoy/gateway.yaml` configures it; `wrk -c{CHECK_CONNECTIONS}` and, for these runs, ext-authz on core {}, so Envoy has its core to itself.",
         "/system/functions?namespace=…",
         settings.envoy_cpu,
         settings.load_cpu

@@ -575,13 +575,13 @@ fn tabulate(
             "× plain",
             "p50",
             "p99",
-            "Envoy CPU/req",
+            "Envoy CPU/req (range)",
             "added CPU/req",
             "Envoy core busy",
         ],
     );
     table.intro.push(format!(
-        "Medians of {} interleaved rounds of `wrk -t1 -c{} -d{}s` (after a {}s warm-up per row); Envoy `--concurrency 1` pinned to core {}, wrk pinned to core {}. ES256 tokens of {} bytes. \"added\" is the per-round difference to plain Envoy.",
+        "Medians of {} interleaved rounds of `wrk -t1 -c{} -d{}s` (after a {}s warm-up per row); Envoy `--concurrency 1` pinned to core {}, wrk pinned to core {}. ES256 tokens of {} bytes. \"added\" is the per-round difference to plain Envoy; the range is the lowest and highest round.",
         settings.rounds,
         settings.connections,
         settings.duration.as_secs_f64(),
@@ -604,7 +604,11 @@ fn tabulate(
             num(ratio, 2),
             latency(median(row.samples.iter().map(|s| s.p50_us))),
             latency(median(row.samples.iter().map(|s| s.p99_us))),
-            format!("{} µs", num(cpu, 1)),
+            format!(
+                "{} µs{}",
+                num(cpu, 1),
+                range(row.samples.iter().map(|s| s.cpu_us_per_request(0)))
+            ),
             if std::ptr::eq(row, plain) {
                 "0".to_owned()
             } else {
@@ -790,6 +794,17 @@ fn tabulate(
         tables: vec![table, mem],
         summary,
     })
+}
+
+/// ` (min–max)` over the rounds, when there is more than one.
+fn range(values: impl Iterator<Item = f64>) -> String {
+    let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return String::new();
+    }
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(" ({}–{})", num(lo, 1), num(hi, 1))
 }
 
 fn hex(bytes: &[u8]) -> String {
