@@ -38,6 +38,10 @@ pub struct PluginConfig {
     pub cache: CacheConfig,
     #[serde(default)]
     pub crypto: Crypto,
+    /// Put the caller's `sub` in `x-faas-mesh-auth-subject` (off by default:
+    /// it costs a hostcall per request).
+    #[serde(default)]
+    pub forward_subject: bool,
 }
 
 /// Where ES256 signatures are checked.
@@ -260,6 +264,7 @@ pub struct Compiled {
     pub exempt: Vec<ExemptPath>,
     pub cache_entries: usize,
     pub crypto: Crypto,
+    pub forward_subject: bool,
 }
 
 impl Compiled {
@@ -363,6 +368,7 @@ fn compile_wire(wire: PluginConfig, node: &NodeIdentity) -> Result<Compiled, Con
         exempt,
         cache_entries: wire.cache.max_entries,
         crypto: wire.crypto,
+        forward_subject: wire.forward_subject,
     })
 }
 

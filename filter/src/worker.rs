@@ -370,7 +370,8 @@ impl Worker {
         let (code, status, challenge, body) = match decision {
             Decision::Allow { subject } => {
                 self.metrics.inc(Counter::Allowed);
-                match subject.as_deref() {
+                let forward = subject.as_deref().filter(|_| self.cfg.forward_subject);
+                match forward {
                     // Setting replaces whatever the client sent.
                     Some(s) => host.set_request_header(SUBJECT_HEADER, Some(s)),
                     None if own.subject => host.set_request_header(SUBJECT_HEADER, None),

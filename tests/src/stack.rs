@@ -440,6 +440,7 @@ impl Stack {
                     },
                     "function": {"name": f.name, "namespace": f.namespace},
                     "mode": "enforce",
+                    "forward_subject": true,
                 });
                 fill(
                     &filter_t,

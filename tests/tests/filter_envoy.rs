@@ -115,7 +115,9 @@ fn remote_config(refresh_seconds: u64, min_refetch_seconds: u64) -> Value {
 #[tokio::test]
 async fn every_documented_response() {
     let key = TestKey::generate();
-    let s = Sidecar::start(local_config(&key), None, |b| b).await;
+    let mut config = local_config(&key);
+    config["forward_subject"] = json!(true);
+    let s = Sidecar::start(config, None, |b| b).await;
 
     // 200: the token is forwarded, the subject added, forged headers dropped.
     let ok = fn_token(&key, &["openfaas-fn:env"]);

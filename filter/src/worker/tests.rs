@@ -57,7 +57,7 @@ fn send(w: &mut Worker, h: &MockHost, ctx: u32, path: &str, auth: Option<&str>) 
 #[test]
 fn valid_token_passes_with_subject_and_token_forwarded() {
     let (h, key) = (MockHost::new(T0), TestKey::generate());
-    let mut w = local_worker(&h, &key, json!({}));
+    let mut w = local_worker(&h, &key, json!({"forward_subject": true}));
     let t = token(&key, &["openfaas-fn:*"]);
     h.request(
         7,
@@ -632,4 +632,24 @@ fn a_host_without_the_function_falls_back_once() {
         "asked once, then remembered"
     );
     assert_eq!(metric(&w, &h, "faas_mesh_auth.verify_wasm"), 3);
+}
+
+#[test]
+fn the_subject_is_forwarded_only_when_asked_and_forgeries_never() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({}));
+    let t = token(&key, &["*"]);
+    h.request(1, &[(":path", "/"), ("authorization", &bearer(&t))]);
+    assert_eq!(w.on_request(&h, 1), Flow::Continue);
+    assert_eq!(h.header_of(1, SUBJECT_HEADER), None);
+    h.request(
+        2,
+        &[
+            (":path", "/"),
+            ("authorization", &bearer(&t)),
+            (SUBJECT_HEADER, "admin"),
+        ],
+    );
+    assert_eq!(w.on_request(&h, 2), Flow::Continue);
+    assert_eq!(h.header_of(2, SUBJECT_HEADER), None);
 }
