@@ -316,7 +316,7 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
                 .measure(job, &mut instances, rate, settings.authz_duration)
                 .await?;
             eprintln!(
-                "bench: round {}/{} {:<48} {:>9} req/s  p99 {:>9}  ext-authz {:>5.0}% of a core",
+                "bench: round {}/{} {:<48} {:>9} req/s  p99 {:>9}  ext-authz {:>5.0}% of a core  (other load {:.0}% of a core)",
                 round + 1,
                 settings.rounds,
                 label(job, &instances),
@@ -325,7 +325,8 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
                 match job {
                     Job::Check { .. } => s.busy_percent(1),
                     _ => s.busy_percent(0),
-                }
+                },
+                100.0 * s.other_cpu_seconds / s.seconds.max(1e-9),
             );
             samples.entry(job).or_default().push(s);
         }
@@ -560,6 +561,21 @@ fn tabulate(
         }
     ));
     ex.note("ext-authz logs one audit line per exchange at its default level (info), as in production; that cost is included.");
+    let other = median(
+        samples
+            .values()
+            .flatten()
+            .map(|s| 100.0 * s.other_cpu_seconds / s.seconds.max(1e-9)),
+    );
+    ex.note(format!(
+        "Everything else on the machine (not ext-authz, Envoy, wrk or this driver) used a median {}% of a core during these measurements{}",
+        num(other, 0),
+        if other > 10.0 {
+            ": the machine was NOT quiet, expect noise"
+        } else {
+            ""
+        }
+    ));
 
     let mut ck = Table::new(
         "ext-authz: the ext_authz `Check` through Envoy",

@@ -63,16 +63,16 @@ pub fn bootstrap(filters: Vec<Value>, clusters: Vec<Value>) -> Result<String> {
 }
 
 /// Envoy's own JWT filter, with `local_jwks`, requiring a token on every
-/// path, forwarding it, and putting `sub` in the same header our filter
-/// sets. `cache`: `jwt_cache_config` (verified tokens remembered, by the
-/// token string), as large as our filter's default cache.
+/// path and forwarding it, as our filter does by default (which forwards
+/// the caller's `sub` only with `forward_subject`). `cache`:
+/// `jwt_cache_config` (verified tokens remembered, by the token string), as
+/// large as our filter's default cache.
 pub fn jwt_authn(issuer: &str, jwks: &str, cache: bool) -> Value {
     let mut provider = json!({
         "issuer": issuer,
         "audiences": [issuer],
         "local_jwks": {"inline_string": jwks},
         "forward": true,
-        "claim_to_headers": [{"header_name": "x-faas-mesh-auth-subject", "claim_name": "sub"}],
     });
     if cache && let Some(p) = provider.as_object_mut() {
         p.insert("jwt_cache_config".into(), json!({"jwt_cache_size": 1024}));

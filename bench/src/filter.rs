@@ -283,7 +283,7 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
         401,
     );
     add(
-        "probe: the hot path's host calls alone (6, no logic)",
+        "probe: 6 host calls, no logic (2 header reads, clock, header remove, header set, counter)",
         "probe-hostcalls",
         Traffic::Hot,
         200,
