@@ -50,7 +50,7 @@ impl<'a> Iterator for Pairs<'a> {
     }
 }
 
-/// The serialized form, for hosts that hold headers as pairs (tests).
+/// The serialized form: headers we hand to the host, and mock hosts' maps.
 pub fn serialize<'a>(headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Vec<u8> {
     let pairs: Vec<(&[u8], &[u8])> = headers.into_iter().collect();
     let mut out = Vec::new();

@@ -1,160 +1,257 @@
-//! The proxy-wasm adapter: Envoy's callbacks in, [`Host`] calls out. Only
-//! hostcalls that report errors are used (the SDK's convenience methods
-//! panic on, for example, a header that is not UTF-8).
+//! The proxy-wasm adapter: Envoy's callbacks in, [`Host`] calls out.
+//!
+//! The ABI (0.2.1) is bound by hand rather than through the proxy-wasm SDK.
+//! Envoy enters the VM only for the callbacks a module exports, and the SDK
+//! exports all of them, so every request would also cross into V8 for its
+//! response headers, body, log, done and delete, each time for nothing:
+//! about as much as the filter's own work on a cached token. Here a request
+//! costs two entries (its context, its request headers). The SDK's hostcall
+//! wrappers also panic on a status they do not expect, which in a filter
+//! kills the VM for every request on the worker; `abi` returns every status.
+
+mod abi;
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
-
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{
-    Action, BufferType, ContextType, LogLevel as PwLevel, MapType, MetricType,
-};
 
 use crate::config::{NodeIdentity, compile};
+use crate::headers;
 use crate::host::{ForeignError, Host, LogLevel};
 use crate::worker::{Flow, MAX_JWKS_BYTES, TICK_MS, Worker};
-
-proxy_wasm::main! {{
-    std::panic::set_hook(Box::new(|info| {
-        let _ = hostcalls::log(PwLevel::Critical, &format!("faas-mesh-auth: panic: {info}"));
-    }));
-    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(Root { context_id, worker: None })
-    });
-}}
 
 /// The host's log level, read once at configure: formatting a debug line
 /// Envoy would drop is wasted work on the request path.
 static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
 
-struct WasmHost;
+/// Stream-to-root entries kept when several plugins share this VM; older
+/// ones belong to streams that never reached us (reset before our turn).
+const MAX_STREAM_ROOTS: usize = 4096;
 
-fn level_rank(level: LogLevel) -> u8 {
-    match level {
-        LogLevel::Debug => 0,
-        LogLevel::Info => 1,
-        LogLevel::Warn => 2,
-        LogLevel::Error => 3,
+struct Root {
+    id: u32,
+    /// None until `on_configure` succeeds.
+    worker: Option<Worker>,
+}
+
+/// Everything this VM (one per Envoy worker thread) knows.
+struct Vm {
+    roots: Vec<Root>,
+    /// `(stream, root)` for streams created while several roots exist.
+    stream_roots: Vec<(u32, u32)>,
+}
+
+impl Vm {
+    fn root(&mut self, id: u32) -> Option<&mut Root> {
+        self.roots.iter_mut().find(|r| r.id == id)
+    }
+
+    /// The root a stream belongs to: the only one, or the one recorded
+    /// when the stream was created.
+    fn stream_root(&mut self, stream: u32) -> Option<&mut Root> {
+        if self.roots.len() == 1 {
+            return self.roots.first_mut();
+        }
+        let i = self.stream_roots.iter().position(|&(s, _)| s == stream)?;
+        let (_, root) = self.stream_roots.swap_remove(i);
+        self.root(root)
     }
 }
 
-impl Host for WasmHost {
-    fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    fn log(&self, level: LogLevel, message: &str) {
-        if level_rank(level) < MIN_LEVEL.load(Ordering::Relaxed) {
-            return;
-        }
-        let pw = match level {
-            LogLevel::Debug => PwLevel::Debug,
-            LogLevel::Info => PwLevel::Info,
-            LogLevel::Warn => PwLevel::Warn,
-            LogLevel::Error => PwLevel::Error,
-        };
-        let _ = hostcalls::log(pw, message);
-    }
-
-    fn request_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
-            // No second copy when the value is valid UTF-8 (the usual case).
-            .map(|b| {
-                String::from_utf8(b)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-            })
-    }
-
-    fn request_header_map(&self) -> Vec<u8> {
-        raw_request_header_map()
-    }
-
-    fn set_request_header(&self, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
-    }
-
-    fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) {
-        let _ = hostcalls::send_http_response(status, headers.to_vec(), Some(body));
-    }
-
-    fn resume_request(&self) {
-        let _ = hostcalls::resume_http_request();
-    }
-
-    fn set_effective_context(&self, context_id: u32) -> bool {
-        hostcalls::set_effective_context(context_id).is_ok()
-    }
-
-    fn define_counter(&self, name: &str) -> Option<u32> {
-        hostcalls::define_metric(MetricType::Counter, name).ok()
-    }
-
-    fn increment(&self, metric: u32, by: u64) {
-        let _ = hostcalls::increment_metric(metric, i64::try_from(by).unwrap_or(i64::MAX));
-    }
-
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
-    }
-
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
-    }
-
-    fn call_foreign(&self, name: &str, args: &[u8]) -> Result<Vec<u8>, ForeignError> {
-        match hostcalls::call_foreign_function(name, Some(args)) {
-            Ok(result) => Ok(result.unwrap_or_default()),
-            Err(proxy_wasm::types::Status::NotFound) => Err(ForeignError::NotFound),
-            Err(_) => Err(ForeignError::Failed),
-        }
-    }
-
-    fn http_call(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u32> {
-        hostcalls::dispatch_http_call(
-            cluster,
-            headers.to_vec(),
-            None,
-            Vec::new(),
-            Duration::from_millis(timeout_ms),
-        )
-        .ok()
-    }
+/// A JWKS response that arrived while the VM was busy (Envoy can report a
+/// failed call from inside `dispatch_http_call`): handled on the next tick.
+struct CallResponse {
+    root: u32,
+    token: u32,
+    status: Option<u16>,
+    body: Option<Vec<u8>>,
 }
 
-#[link(wasm_import_module = "env")]
+thread_local! {
+    static VM: RefCell<Vm> = const {
+        RefCell::new(Vm { roots: Vec::new(), stream_roots: Vec::new() })
+    };
+    static DEFERRED: RefCell<Vec<CallResponse>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on the VM state; None if it is already in use (a re-entrant
+/// callback).
+fn with_vm<T>(f: impl FnOnce(&mut Vm) -> T) -> Option<T> {
+    VM.with(|vm| vm.try_borrow_mut().ok().map(|mut vm| f(&mut vm)))
+}
+
+// ---- exports -----------------------------------------------------------
+
 unsafe extern "C" {
-    fn proxy_get_header_map_pairs(
-        map_type: MapType,
-        return_map_data: *mut *mut u8,
-        return_map_size: *mut usize,
-    ) -> proxy_wasm::types::Status;
+    fn __wasm_call_ctors();
 }
 
-/// The request's headers serialized, in one hostcall and one buffer. The
-/// SDK's own `get_map_bytes` would then copy every name and value into its
-/// own allocation, and panic on a name that is not UTF-8.
-fn raw_request_header_map() -> Vec<u8> {
-    let mut data: *mut u8 = std::ptr::null_mut();
-    let mut size: usize = 0;
-    // SAFETY: the host writes a buffer it allocated through this module's
-    // `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes), and
-    // hands over its ownership, as the SDK's own hostcalls assume.
-    unsafe {
-        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
-            proxy_wasm::types::Status::Ok if !data.is_null() => {
-                Vec::from_raw_parts(data, size, size)
+/// The WASI reactor's entry point, called once before anything else.
+#[unsafe(no_mangle)]
+pub extern "C" fn _initialize() {
+    // SAFETY: the linker's constructor list, run once, as WASI requires.
+    unsafe { __wasm_call_ctors() };
+    std::panic::set_hook(Box::new(|info| {
+        abi::log(abi::LOG_CRITICAL, &format!("faas-mesh-auth: panic: {info}"));
+    }));
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+/// The host's allocations in our memory: a boxed slice of exactly `size`
+/// bytes, which `abi` takes back as a `Vec` of that length.
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
+    let slice: Box<[MaybeUninit<u8>]> = Box::new_uninit_slice(size);
+    Box::into_raw(slice).cast()
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_vm_start(_root: u32, _vm_configuration_size: usize) -> bool {
+    true
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_context_create(context: u32, parent: u32) {
+    with_vm(|vm| {
+        if parent == 0 {
+            vm.roots.push(Root {
+                id: context,
+                worker: None,
+            });
+        } else if vm.roots.len() > 1 {
+            if vm.stream_roots.len() >= MAX_STREAM_ROOTS {
+                vm.stream_roots.drain(..MAX_STREAM_ROOTS / 2);
             }
-            _ => Vec::new(),
+            vm.stream_roots.push((context, parent));
         }
+    });
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_configure(root: u32, _configuration_size: usize) -> bool {
+    if let Some(level) = abi::log_level() {
+        let rank = match level {
+            0 | abi::LOG_DEBUG => 0,
+            abi::LOG_INFO => 1,
+            abi::LOG_WARN => 2,
+            _ => 3,
+        };
+        MIN_LEVEL.store(rank, Ordering::Relaxed);
     }
+    let raw = abi::buffer(abi::PLUGIN_CONFIGURATION, 0, usize::MAX).unwrap_or_default();
+    let compiled = match compile(&raw, &node_identity()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            WasmHost.log(
+                LogLevel::Error,
+                &format!("faas-mesh-auth: invalid plugin configuration: {e}"),
+            );
+            return false;
+        }
+    };
+    let configured = with_vm(|vm| {
+        let Some(r) = vm.root(root) else { return false };
+        r.worker = Some(Worker::new(&WasmHost, root, compiled));
+        // Every worker ticks: metrics and the clock, and the keys when they
+        // are fetched.
+        abi::set_tick_period_ms(u32::try_from(TICK_MS).unwrap_or(u32::MAX))
+    });
+    configured == Some(true)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_tick(root: u32) {
+    let deferred: Vec<CallResponse> = DEFERRED.with(|d| {
+        d.try_borrow_mut()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default()
+    });
+    with_vm(|vm| {
+        for r in deferred {
+            if let Some(w) = vm.root(r.root).and_then(|x| x.worker.as_mut()) {
+                w.on_fetch_response(&WasmHost, r.token, r.status, r.body);
+            }
+        }
+        if let Some(w) = vm.root(root).and_then(|r| r.worker.as_mut()) {
+            w.on_tick(&WasmHost);
+        }
+    });
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_request_headers(stream: u32, _headers: usize, _eos: bool) -> u32 {
+    let flow = with_vm(|vm| {
+        vm.stream_root(stream)
+            .and_then(|r| r.worker.as_mut())
+            .map(|w| w.on_request(&WasmHost, stream))
+    })
+    .flatten()
+    // Not configured (Envoy normally refuses the plugin then), or busy:
+    // never let a request through unchecked.
+    .unwrap_or_else(fail_closed);
+    match flow {
+        Flow::Continue => abi::ACTION_CONTINUE,
+        Flow::Pause => abi::ACTION_PAUSE,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn proxy_on_http_call_response(
+    root: u32,
+    token: u32,
+    _headers: usize,
+    body_size: usize,
+    _trailers: usize,
+) {
+    // Envoy reports a failed call (reset, timeout, no upstream) with no
+    // headers at all.
+    let status = abi::header(abi::HTTP_CALL_RESPONSE_HEADERS, ":status").and_then(|b| {
+        std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.parse::<u16>().ok())
+    });
+    let too_big = body_size > MAX_JWKS_BYTES;
+    let body = if too_big {
+        None
+    } else {
+        abi::buffer(abi::HTTP_CALL_RESPONSE_BODY, 0, body_size)
+    };
+    let status = match status {
+        Some(200) if too_big => Some(413),
+        s => s,
+    };
+    let mut response = Some(CallResponse {
+        root,
+        token,
+        status,
+        body,
+    });
+    with_vm(|vm| {
+        if let (Some(w), Some(r)) = (
+            vm.root(root).and_then(|x| x.worker.as_mut()),
+            response.take(),
+        ) {
+            w.on_fetch_response(&WasmHost, r.token, r.status, r.body);
+        }
+    });
+    if let Some(r) = response {
+        DEFERRED.with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                d.push(r);
+            }
+        });
+    }
+}
+
+fn fail_closed() -> Flow {
+    WasmHost.send_response(
+        503,
+        &[("content-type", "text/plain; charset=utf-8")],
+        b"function authentication is not configured\n",
+    );
+    Flow::Pause
 }
 
 /// Node metadata as Istio sets it; Envoy 1.40 puts it under `xds.node`,
@@ -162,9 +259,7 @@ fn raw_request_header_map() -> Vec<u8> {
 fn node_identity() -> NodeIdentity {
     let first = |paths: &[&[&str]]| {
         paths.iter().find_map(|p| {
-            hostcalls::get_property(p.to_vec())
-                .ok()
-                .flatten()
+            abi::property(p)
                 .and_then(|b| String::from_utf8(b).ok())
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
@@ -182,140 +277,97 @@ fn node_identity() -> NodeIdentity {
     }
 }
 
-struct Root {
-    context_id: u32,
-    worker: Option<Rc<RefCell<Worker>>>,
+// ---- the host ----------------------------------------------------------
+
+struct WasmHost;
+
+fn level_rank(level: LogLevel) -> u8 {
+    match level {
+        LogLevel::Debug => 0,
+        LogLevel::Info => 1,
+        LogLevel::Warn => 2,
+        LogLevel::Error => 3,
+    }
 }
 
-impl Context for Root {
-    fn on_http_call_response(
-        &mut self,
-        token: u32,
-        _headers: usize,
-        body_size: usize,
-        _trailers: usize,
-    ) {
-        let Some(worker) = &self.worker else { return };
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|b| {
-                std::str::from_utf8(&b)
-                    .ok()
-                    .and_then(|s| s.parse::<u16>().ok())
-            });
-        // Envoy reports a failed call (reset, timeout, no upstream) with no
-        // headers at all.
-        let body = if body_size > MAX_JWKS_BYTES {
-            None
-        } else {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-                .ok()
-                .flatten()
+fn serialized(pairs: &[(&str, &str)]) -> Vec<u8> {
+    headers::serialize(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+}
+
+impl Host for WasmHost {
+    fn now_ms(&self) -> u64 {
+        abi::now_ns().map_or(0, |ns| ns / 1_000_000)
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        if level_rank(level) < MIN_LEVEL.load(Ordering::Relaxed) {
+            return;
+        }
+        let pw = match level {
+            LogLevel::Debug => abi::LOG_DEBUG,
+            LogLevel::Info => abi::LOG_INFO,
+            LogLevel::Warn => abi::LOG_WARN,
+            LogLevel::Error => abi::LOG_ERROR,
         };
-        let status = match (status, body_size > MAX_JWKS_BYTES) {
-            (Some(200), true) => Some(413),
-            (s, _) => s,
+        abi::log(pw, message);
+    }
+
+    fn request_header(&self, name: &str) -> Option<String> {
+        abi::header(abi::REQUEST_HEADERS, name).map(|b| {
+            // No second copy when the value is valid UTF-8 (the usual case).
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
+    }
+
+    fn request_header_map(&self) -> Vec<u8> {
+        abi::header_map(abi::REQUEST_HEADERS).unwrap_or_default()
+    }
+
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        match value {
+            Some(v) => abi::replace_header(abi::REQUEST_HEADERS, name, v),
+            None => abi::remove_header(abi::REQUEST_HEADERS, name),
         };
-        if let Ok(mut w) = worker.try_borrow_mut() {
-            w.on_fetch_response(&WasmHost, token, status, body);
-        }
-    }
-}
-
-impl RootContext for Root {
-    fn on_configure(&mut self, _size: usize) -> bool {
-        if let Ok(level) = hostcalls::get_log_level() {
-            let rank = match level {
-                PwLevel::Trace | PwLevel::Debug => 0,
-                PwLevel::Info => 1,
-                PwLevel::Warn => 2,
-                PwLevel::Error | PwLevel::Critical => 3,
-            };
-            MIN_LEVEL.store(rank, Ordering::Relaxed);
-        }
-        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        match compile(&raw, &node_identity()) {
-            Ok(cfg) => {
-                let worker = Worker::new(&WasmHost, self.context_id, cfg);
-                // Every worker ticks: metrics and the clock, and the keys
-                // when they are fetched.
-                let _ = hostcalls::set_tick_period(Duration::from_millis(TICK_MS));
-                self.worker = Some(Rc::new(RefCell::new(worker)));
-                true
-            }
-            Err(e) => {
-                WasmHost.log(
-                    LogLevel::Error,
-                    &format!("faas-mesh-auth: invalid plugin configuration: {e}"),
-                );
-                false
-            }
-        }
     }
 
-    fn on_tick(&mut self) {
-        if let Some(worker) = &self.worker
-            && let Ok(mut w) = worker.try_borrow_mut()
-        {
-            w.on_tick(&WasmHost);
-        }
+    fn send_response(&self, status: u32, headers: &[(&str, &str)], body: &[u8]) {
+        abi::send_local_response(status, &serialized(headers), body);
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream {
-            context_id,
-            worker: self.worker.clone(),
-        }))
+    fn resume_request(&self) {
+        abi::continue_request();
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    fn set_effective_context(&self, context_id: u32) -> bool {
+        abi::set_effective_context(context_id)
     }
-}
 
-struct Stream {
-    context_id: u32,
-    worker: Option<Rc<RefCell<Worker>>>,
-}
-
-impl Context for Stream {
-    fn on_done(&mut self) -> bool {
-        if let Some(worker) = &self.worker
-            && let Ok(mut w) = worker.try_borrow_mut()
-        {
-            w.on_stream_done(self.context_id);
-        }
-        true
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        abi::define_counter(name)
     }
-}
 
-impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let flow = match &self.worker {
-            Some(worker) => match worker.try_borrow_mut() {
-                Ok(mut w) => w.on_request(&WasmHost, self.context_id),
-                Err(_) => fail_closed(),
-            },
-            // on_configure failed: Envoy normally refuses the plugin, but
-            // never let a request through unchecked.
-            None => fail_closed(),
-        };
-        match flow {
-            Flow::Continue => Action::Continue,
-            Flow::Pause => Action::Pause,
-        }
+    fn increment(&self, metric: u32, by: u64) {
+        abi::increment_metric(metric, i64::try_from(by).unwrap_or(i64::MAX));
     }
-}
 
-fn fail_closed() -> Flow {
-    WasmHost.send_response(
-        503,
-        &[("content-type", "text/plain; charset=utf-8")],
-        b"function authentication is not configured\n",
-    );
-    Flow::Pause
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        abi::shared_data(key)
+    }
+
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        abi::set_shared_data(key, value, cas)
+    }
+
+    fn call_foreign(&self, name: &str, args: &[u8]) -> Result<Vec<u8>, ForeignError> {
+        abi::call_foreign(name, args).map_err(|status| match status {
+            abi::NOT_FOUND => ForeignError::NotFound,
+            _ => ForeignError::Failed,
+        })
+    }
+
+    fn http_call(&self, cluster: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Option<u32> {
+        let timeout = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+        abi::http_call(cluster, &serialized(headers), timeout)
+    }
 }

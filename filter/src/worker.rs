@@ -31,7 +31,8 @@ pub const AUDIT_HEADER: &str = "x-faas-mesh-auth-audit";
 /// How often the root context ticks: the latency of noticing another
 /// worker's fetch, and of starting an unknown-kid refetch.
 pub const TICK_MS: u64 = 100;
-/// Paused requests per worker; beyond this they are answered at once.
+/// Paused requests per worker; beyond this they are answered at once. A
+/// waiter whose client left stays until its fetch settles or its deadline.
 const MAX_WAITERS: usize = 512;
 /// Largest JWKS response read from the host.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -233,11 +234,6 @@ impl Worker {
             0 => host.now_ms(),
             t => t,
         }
-    }
-
-    /// The stream is gone: forget it if it was waiting.
-    pub fn on_stream_done(&mut self, context: u32) {
-        self.waiters.retain(|w| w.context != context);
     }
 
     fn evaluate(&mut self, host: &dyn Host, token: &str, now_ms: u64, can_wait: bool) -> Verdict {

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::{Claims as JsClaims, Duration as JsDuration, HS256Key, MACLike};
 use mesh_auth_tests::testing::{TestKey, api_claims, b64_json, function_claims, jwks};
 use mesh_auth_tests::{
-    EchoUpstream, Envoy, HttpResponse, JwksServer, SidecarBootstrap, get, wait_until,
+    EchoUpstream, Envoy, HttpResponse, JwksServer, SidecarBootstrap, WasmFilter, get, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -522,6 +522,38 @@ async fn audit_mode_lets_everything_through_and_counts() {
     assert_eq!(s.stat("audit_would_deny.malformed").await, 1);
     assert_eq!(s.stat("denied.missing_token").await, 0);
     assert!(s.envoy.log().contains("audit: would deny"));
+}
+
+/// Two plugins with the same `vm_id` and code share one VM per worker, as
+/// several function listeners do in `make run`: each root context keeps its
+/// own configuration, and each request is judged by its own listener's.
+#[tokio::test]
+async fn plugins_sharing_a_vm_each_guard_their_own_function() {
+    let key = TestKey::generate();
+    let mut dev = local_config(&key);
+    dev["function"] = json!({"name": "env", "namespace": "dev"});
+    let s = Sidecar::start(local_config(&key), None, |b| {
+        b.listener("dev", Some(WasmFilter::new(dev.to_string())))
+    })
+    .await;
+    let dev_url = s.envoy.listener_url("dev").unwrap();
+    let at = |url: &str, token: &str| {
+        let (url, auth) = (format!("{url}/"), bearer(token));
+        async move { get(&url, &[("authorization", &auth)]).await.unwrap().status }
+    };
+    let for_default = fn_token(&key, &["openfaas-fn:env"]);
+    let for_dev = fn_token(&key, &["dev:env"]);
+    // Interleaved, so streams of both roots are in the VM together.
+    for _ in 0..3 {
+        assert_eq!(at(&s.url, &for_default).await, 200);
+        assert_eq!(at(&dev_url, &for_default).await, 403);
+        assert_eq!(at(&dev_url, &for_dev).await, 200);
+        assert_eq!(at(&s.url, &for_dev).await, 403);
+    }
+    let log = s.envoy.log();
+    assert!(log.contains("guarding function openfaas-fn:env"), "{log}");
+    assert!(log.contains("guarding function dev:env"), "{log}");
+    s.assert_vm_healthy();
 }
 
 #[tokio::test]

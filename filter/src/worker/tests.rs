@@ -531,8 +531,9 @@ fn a_waiter_whose_client_left_is_skipped() {
     let t = token(&key, &["*"]);
     send(&mut w, &h, 1, "/", Some(&bearer(&t)));
     send(&mut w, &h, 2, "/", Some(&bearer(&t)));
-    h.gone.borrow_mut().push(1);
-    w.on_stream_done(2);
+    // The filter is not told when a stream ends (that callback would cost
+    // every request a VM entry): a gone stream is found when resumed.
+    h.gone.borrow_mut().extend([1, 2]);
     w.on_tick(&h);
     serve(&mut w, &h, Some(&jwks(&[&key])), Some(200));
     assert!(h.resumed.borrow().is_empty());
