@@ -128,6 +128,7 @@ run: setup wasm
 # BENCH_PROBES=1 adds a cost breakdown (pure-Rust fallback, bench/probe-filter); other knobs:
 # bench/src/settings.rs (BENCH_SECTIONS=filter|authz, ...).
 NOOP_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_noop_filter.wasm
+BARE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_bare_filter.wasm
 PROBE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_probe_filter.wasm
 EXT_AUTHZ_RELEASE := $(CARGO_TARGET_DIR)/release/ext-authz
 BENCH_VARS := BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_AUTHZ_DURATION \
@@ -146,10 +147,10 @@ bench: $(ENVOY_STAMP)
 	@command -v taskset >/dev/null || { echo "make bench: taskset (util-linux) is missing" >&2; exit 1; }
 	@# The filter exactly as `make wasm` builds it; the baselines on their own.
 	$(MAKE) --no-print-directory wasm
-	$(CARGO) build -p bench-noop-filter -p bench-probe-filter --target $(WASM_TARGET) --release
+	$(CARGO) build -p bench-noop-filter -p bench-bare-filter -p bench-probe-filter --target $(WASM_TARGET) --release
 	@# One release build for both: they share most dependencies (minutes on 2 cores).
 	$(CARGO) build --release -p ext-authz -p mesh-auth-bench
-	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' NOOP_WASM='$(NOOP_WASM)' PROBE_WASM='$(PROBE_WASM)' \
+	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' NOOP_WASM='$(NOOP_WASM)' BARE_WASM='$(BARE_WASM)' PROBE_WASM='$(PROBE_WASM)' \
 		EXT_AUTHZ_BIN='$(EXT_AUTHZ_RELEASE)' \
 		$(foreach v,$(BENCH_VARS),$(if $($(v)),$(v)='$($(v))')) \
 		$(CARGO_TARGET_DIR)/release/bench

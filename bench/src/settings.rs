@@ -34,6 +34,7 @@ pub const OUT_ENV: &str = "BENCH_OUT";
 pub const PROBES_ENV: &str = "BENCH_PROBES";
 /// The do-nothing filter, the probe filter, the wrk binary.
 pub const NOOP_WASM_ENV: &str = "NOOP_WASM";
+pub const BARE_WASM_ENV: &str = "BARE_WASM";
 pub const PROBE_WASM_ENV: &str = "PROBE_WASM";
 pub const WRK_ENV: &str = "WRK";
 
@@ -59,6 +60,8 @@ pub struct Settings {
     pub envoy_bin: PathBuf,
     pub filter_wasm: PathBuf,
     pub noop_wasm: PathBuf,
+    /// The do-nothing filter without the SDK (bench/bare-filter).
+    pub bare_wasm: PathBuf,
     pub probe_wasm: Option<PathBuf>,
     pub ext_authz_bin: Option<PathBuf>,
     pub wrk: PathBuf,
@@ -112,6 +115,10 @@ impl Settings {
             Some(p) => PathBuf::from(p),
             None => root.join("target/wasm32-wasip1/release/bench_noop_filter.wasm"),
         };
+        let bare_wasm = match get(BARE_WASM_ENV) {
+            Some(p) => PathBuf::from(p),
+            None => root.join("target/wasm32-wasip1/release/bench_bare_filter.wasm"),
+        };
         let probes = match get(PROBES_ENV).as_deref() {
             None | Some("0") => false,
             Some("1") => true,
@@ -142,6 +149,7 @@ impl Settings {
             envoy_bin: envoy_bin()?,
             filter_wasm: filter_wasm()?,
             noop_wasm: existing(&noop_wasm, "run `make bench` (it builds the noop filter)")?,
+            bare_wasm: existing(&bare_wasm, "run `make bench` (it builds the bare filter)")?,
             probe_wasm,
             // The release build, unlike the integration tests' debug one.
             ext_authz_bin: if needs_authz {
