@@ -125,7 +125,8 @@ run: setup wasm
 # the tables and writes bench/results/latest.md; bench/RESULTS.md is the
 # record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
 # Shorter: `make bench BENCH_DURATION=3 BENCH_AUTHZ_DURATION=2 BENCH_ROUNDS=1`;
-# BENCH_PROBES=1 adds a cost breakdown (pure-Rust fallback, bench/probe-filter); other knobs:
+# BENCH_PROBES=1 adds a cost breakdown (the pure-Rust fallback forced, the hot path's one host call
+# alone, one native verify_signature alone); other knobs:
 # bench/src/settings.rs (BENCH_SECTIONS=filter|authz, ...).
 NOOP_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_noop_filter.wasm
 BARE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_bare_filter.wasm

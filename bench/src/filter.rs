@@ -182,8 +182,8 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
             .context("the hot token's signature")?;
         let verify = format!("verify:{}:{}:{message}", hex(&signer.spki_der()), hex(&der));
         specs.push((
-            "probe-hostcalls",
-            vec![configs::wasm("probe", probe, "hostcalls:map")],
+            "probe-headers",
+            vec![configs::wasm("bare", &settings.bare_wasm, "headers")],
             true,
         ));
         specs.push((
@@ -297,13 +297,13 @@ pub async fn run(settings: &Settings, wrk: &Wrk) -> Result<Outcome> {
         401,
     );
     add(
-        "probe: the hot path's one host call (all request headers), no logic; built on the SDK, so against the do-nothing filter",
-        "probe-hostcalls",
+        "probe: the do-nothing filter without the SDK, plus the hot path's one host call (all request headers)",
+        "probe-headers",
         Traffic::Hot,
         200,
     );
     add(
-        "probe: one native `verify_signature` call alone",
+        "probe: one native `verify_signature` call alone (on the SDK, like the do-nothing filter)",
         "probe-verify",
         Traffic::Hot,
         200,

@@ -29,8 +29,9 @@ pub const LOAD_CPU_ENV: &str = "BENCH_LOAD_CPU";
 /// Where the report of this run goes.
 pub const OUT_ENV: &str = "BENCH_OUT";
 /// `1`: also measure the cost breakdown: our filter's cold path with the
-/// pure-Rust fallback forced, and the probes of bench/probe-filter (the hot
-/// path's host calls alone, one native `verify_signature` call alone).
+/// pure-Rust fallback forced, the hot path's one host call alone (on the
+/// bare filter), and one native `verify_signature` call alone
+/// (bench/probe-filter).
 pub const PROBES_ENV: &str = "BENCH_PROBES";
 /// The do-nothing filter, the probe filter, the wrk binary.
 pub const NOOP_WASM_ENV: &str = "NOOP_WASM";
