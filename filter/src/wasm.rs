@@ -34,16 +34,46 @@ struct Root {
     worker: Option<Worker>,
 }
 
+/// How often, in ticks, a root looks for roots Envoy has deleted.
+const PRUNE_TICKS: u32 = 10;
+
 /// Everything this VM (one per Envoy worker thread) knows.
 struct Vm {
     roots: Vec<Root>,
     /// `(stream, root)` for streams created while several roots exist.
     stream_roots: Vec<(u32, u32)>,
+    ticks: u32,
 }
 
 impl Vm {
     fn root(&mut self, id: u32) -> Option<&mut Root> {
         self.roots.iter_mut().find(|r| r.id == id)
+    }
+
+    /// Forget roots Envoy has deleted (a plugin configuration replaced, its
+    /// listener drained). We are not told: `proxy_on_delete` would cost
+    /// every request a VM entry, since Envoy calls it for every stream. A
+    /// context that is gone cannot be made the effective one.
+    fn prune(&mut self, current: u32) {
+        if self.roots.len() < 2 {
+            return;
+        }
+        let before = self.roots.len();
+        self.roots
+            .retain(|r| r.id == current || abi::set_effective_context(r.id));
+        abi::set_effective_context(current);
+        if self.roots.len() < before {
+            let live: Vec<u32> = self.roots.iter().map(|r| r.id).collect();
+            self.stream_roots.retain(|(_, root)| live.contains(root));
+            WasmHost.log(
+                LogLevel::Info,
+                &format!(
+                    "faas-mesh-auth: forgot {} replaced plugin configuration(s); {} in this VM",
+                    before - self.roots.len(),
+                    live.len()
+                ),
+            );
+        }
     }
 
     /// The root a stream belongs to: the only one, or the one recorded
@@ -69,7 +99,7 @@ struct CallResponse {
 
 thread_local! {
     static VM: RefCell<Vm> = const {
-        RefCell::new(Vm { roots: Vec::new(), stream_roots: Vec::new() })
+        RefCell::new(Vm { roots: Vec::new(), stream_roots: Vec::new(), ticks: 0 })
     };
     static DEFERRED: RefCell<Vec<CallResponse>> = const { RefCell::new(Vec::new()) };
 }
@@ -173,6 +203,10 @@ pub extern "C" fn proxy_on_tick(root: u32) {
             if let Some(w) = vm.root(r.root).and_then(|x| x.worker.as_mut()) {
                 w.on_fetch_response(&WasmHost, r.token, r.status, r.body);
             }
+        }
+        vm.ticks = vm.ticks.wrapping_add(1);
+        if vm.ticks.is_multiple_of(PRUNE_TICKS) {
+            vm.prune(root);
         }
         if let Some(w) = vm.root(root).and_then(|r| r.worker.as_mut()) {
             w.on_tick(&WasmHost);

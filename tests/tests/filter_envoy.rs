@@ -556,6 +556,87 @@ async fn plugins_sharing_a_vm_each_guard_their_own_function() {
     s.assert_vm_healthy();
 }
 
+/// A plugin configuration replaced at run time (a listener update, as
+/// istiod pushes when a WasmPlugin changes) takes over with no restart, in
+/// the same VM; once Envoy has drained and deleted the old one, the VM
+/// forgets it (nothing tells the filter: it looks).
+#[tokio::test]
+async fn a_replaced_plugin_configuration_takes_over_and_the_old_one_is_forgotten() {
+    let key = TestKey::generate();
+    let echo = EchoUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lds = dir.path().join("lds.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Listeners from a file Envoy watches (LDS), replaced atomically.
+    let publish = |function: &str| {
+        let mut cfg = local_config(&key);
+        cfg["function"] = json!({"name": "env", "namespace": function});
+        let mut boot = SidecarBootstrap::new(echo.addr())
+            .plugin_config(cfg.to_string())
+            .to_value()
+            .unwrap();
+        let mut listener = boot["static_resources"]["listeners"][0].take();
+        listener["address"]["socket_address"]["port_value"] = json!(port);
+        listener["@type"] = json!("type.googleapis.com/envoy.config.listener.v3.Listener");
+        let doc = serde_yaml::to_string(&json!({"resources": [listener]})).unwrap();
+        let tmp = dir.path().join("lds.yaml.tmp");
+        std::fs::write(&tmp, doc).unwrap();
+        std::fs::rename(&tmp, &lds).unwrap();
+    };
+    publish("openfaas-fn");
+    let mut boot = SidecarBootstrap::new(echo.addr()).to_value().unwrap();
+    boot["static_resources"]["listeners"] = json!([]);
+    boot["dynamic_resources"] = json!({"lds_config": {
+        "resource_api_version": "V3",
+        "path_config_source": {
+            "path": lds.to_string_lossy(),
+            "watched_directory": {"path": dir.path().to_string_lossy()},
+        },
+    }});
+    let envoy = Envoy::builder(serde_yaml::to_string(&boot).unwrap())
+        .arg("--drain-time-s")
+        .arg("1")
+        .start()
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let status = |ns: &str| {
+        let (url, auth) = (
+            url.clone(),
+            bearer(&fn_token(&key, &[&format!("{ns}:env")])),
+        );
+        async move {
+            get(&url, &[("authorization", &auth), ("connection", "close")])
+                .await
+                .map_or(0, |r| r.status)
+        }
+    };
+    assert_eq!(status("openfaas-fn").await, 200);
+    assert_eq!(status("dev").await, 403);
+
+    publish("dev");
+    wait_until(T, "the new configuration to take over", || async {
+        status("dev").await == 200
+    })
+    .await
+    .unwrap();
+    assert_eq!(status("openfaas-fn").await, 403);
+    wait_until(T, "the old configuration to be forgotten", || async {
+        envoy
+            .log()
+            .contains("forgot 1 replaced plugin configuration(s); 1 in this VM")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", envoy.log()));
+    assert_eq!(status("dev").await, 200);
+    let log = envoy.log();
+    assert!(!log.contains("panic"), "{log}");
+}
+
 #[tokio::test]
 async fn identity_from_istio_node_metadata_and_fail_closed_without_it() {
     let key = TestKey::generate();
