@@ -93,9 +93,12 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p mesh-auth-filter --target $(WASM_TARGET) -- -D warnings
+	@# The core as the filter builds it: ES256 only (no rs256/eddsa features).
+	$(CARGO) clippy -p mesh-auth-core --no-default-features --features testing --all-targets -- -D warnings
 
 unit:
 	$(CARGO) test --workspace --exclude mesh-auth-tests
+	$(CARGO) test -p mesh-auth-core --no-default-features --features testing
 
 integration: setup wasm
 	$(CARGO) build -p ext-authz

@@ -8,10 +8,11 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jwt_simple::prelude::{
-    Duration, ECDSAP256PublicKeyLike, EdDSAPublicKeyLike, JWTClaims, RSAPublicKeyLike,
-    VerificationOptions,
-};
+#[cfg(feature = "eddsa")]
+use jwt_simple::prelude::EdDSAPublicKeyLike;
+#[cfg(feature = "rs256")]
+use jwt_simple::prelude::RSAPublicKeyLike;
+use jwt_simple::prelude::{Duration, ECDSAP256PublicKeyLike, JWTClaims, VerificationOptions};
 use jwt_simple::{Error as JwtError, JWTError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -339,7 +340,9 @@ pub fn verify_with<C: DeserializeOwned>(
             options.artificial_time = Some(Duration::from_secs(now));
             let result: Result<JWTClaims<C>, JwtError> = match &key.material {
                 KeyMaterial::Es256(pk) => pk.verify_token(token, Some(options)),
+                #[cfg(feature = "rs256")]
                 KeyMaterial::Rs256(pk) => pk.verify_token(token, Some(options)),
+                #[cfg(feature = "eddsa")]
                 KeyMaterial::EdDsa(pk) => pk.verify_token(token, Some(options)),
             };
             result.map_err(|e| classify(&e))?

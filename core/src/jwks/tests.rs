@@ -97,20 +97,49 @@ fn whole_document_errors() {
     ));
 }
 
-#[test]
-fn rsa_and_ed25519_keys_parse() {
+/// An RS256 key, an Ed25519 key, and an RSA key too weak to accept.
+fn rsa_and_ed25519_jwks() -> String {
     use jwt_simple::prelude::{Ed25519KeyPair, RS256KeyPair};
     let rsa = RS256KeyPair::generate(2048).unwrap();
     let c = rsa.public_key().to_components();
     let ed = Ed25519KeyPair::generate();
-    let doc = json!({"keys": [
+    json!({"keys": [
         {"kty": "RSA", "kid": "r", "alg": "RS256", "n": URL_SAFE_NO_PAD.encode(&c.n), "e": URL_SAFE_NO_PAD.encode(&c.e)},
         {"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": URL_SAFE_NO_PAD.encode(ed.public_key().to_bytes())},
         {"kty": "RSA", "kid": "weak", "n": URL_SAFE_NO_PAD.encode([0xffu8; 128]), "e": "AQAB"},
-    ]});
-    let (set, skipped) = KeySet::from_jwks_json(doc.to_string().as_bytes()).unwrap();
+    ]})
+    .to_string()
+}
+
+#[cfg(all(feature = "rs256", feature = "eddsa"))]
+#[test]
+fn rsa_and_ed25519_keys_parse() {
+    let (set, skipped) = KeySet::from_jwks_json(rsa_and_ed25519_jwks().as_bytes()).unwrap();
     assert_eq!(set.get("r").unwrap().alg, Algorithm::RS256);
     assert_eq!(set.get("e").unwrap().alg, Algorithm::EdDSA);
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0].kid.as_deref(), Some("weak"));
+}
+
+/// The filter's build (ES256 only): other keys are skipped and named, never
+/// an error, so a JWKS that also holds them still serves its EC keys.
+#[cfg(not(any(feature = "rs256", feature = "eddsa")))]
+#[test]
+fn without_the_features_rsa_and_ed25519_keys_are_skipped() {
+    let ec = TestKey::generate();
+    let mut doc: serde_json::Value = serde_json::from_str(&rsa_and_ed25519_jwks()).unwrap();
+    let ec_keys: serde_json::Value = serde_json::from_str(&jwks(&[&ec])).unwrap();
+    doc["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(ec_keys["keys"][0].clone());
+    let (set, skipped) = KeySet::from_jwks_json(doc.to_string().as_bytes()).unwrap();
+    assert_eq!(set.kids(), [ec.kid.as_str()]);
+    let kids: Vec<_> = skipped.iter().map(|s| s.kid.as_deref()).collect();
+    assert_eq!(kids, [Some("r"), Some("e"), Some("weak")]);
+    assert!(
+        skipped
+            .iter()
+            .all(|s| matches!(s.reason, SkipReason::Unsupported { .. }))
+    );
 }
