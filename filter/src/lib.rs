@@ -14,6 +14,7 @@ pub mod host;
 pub mod keys;
 pub mod metrics;
 pub mod native;
+pub mod roots;
 pub mod worker;
 
 #[cfg(target_arch = "wasm32")]

@@ -18,36 +18,26 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use crate::config::{NodeIdentity, compile};
 use crate::headers;
 use crate::host::{ForeignError, Host, LogLevel};
+use crate::roots::Roots;
 use crate::worker::{Flow, MAX_JWKS_BYTES, TICK_MS, Worker};
 
 /// The host's log level, read once at configure: formatting a debug line
 /// Envoy would drop is wasted work on the request path.
 static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
 
-/// Stream-to-root entries kept when several plugins share this VM; older
-/// ones belong to streams that never reached us (reset before our turn).
-const MAX_STREAM_ROOTS: usize = 4096;
-
-struct Root {
-    id: u32,
-    /// None until `on_configure` succeeds.
-    worker: Option<Worker>,
-}
-
 /// How often, in ticks, a root looks for roots Envoy has deleted.
 const PRUNE_TICKS: u32 = 10;
 
-/// Everything this VM (one per Envoy worker thread) knows.
+/// Everything this VM (one per Envoy worker thread) knows: its root
+/// contexts, each with its worker once configured.
 struct Vm {
-    roots: Vec<Root>,
-    /// `(stream, root)` for streams created while several roots exist.
-    stream_roots: Vec<(u32, u32)>,
+    roots: Roots<Option<Worker>>,
     ticks: u32,
 }
 
 impl Vm {
-    fn root(&mut self, id: u32) -> Option<&mut Root> {
-        self.roots.iter_mut().find(|r| r.id == id)
+    fn worker(&mut self, root: u32) -> Option<&mut Worker> {
+        self.roots.get(root).and_then(Option::as_mut)
     }
 
     /// Forget roots Envoy has deleted (a plugin configuration replaced, its
@@ -58,33 +48,19 @@ impl Vm {
         if self.roots.len() < 2 {
             return;
         }
-        let before = self.roots.len();
-        self.roots
-            .retain(|r| r.id == current || abi::set_effective_context(r.id));
+        let dropped = self
+            .roots
+            .retain(|id| id == current || abi::set_effective_context(id));
         abi::set_effective_context(current);
-        if self.roots.len() < before {
-            let live: Vec<u32> = self.roots.iter().map(|r| r.id).collect();
-            self.stream_roots.retain(|(_, root)| live.contains(root));
+        if dropped > 0 {
             WasmHost.log(
                 LogLevel::Info,
                 &format!(
-                    "faas-mesh-auth: forgot {} replaced plugin configuration(s); {} in this VM",
-                    before - self.roots.len(),
-                    live.len()
+                    "faas-mesh-auth: forgot {dropped} replaced plugin configuration(s); {} in this VM",
+                    self.roots.len()
                 ),
             );
         }
-    }
-
-    /// The root a stream belongs to: the only one, or the one recorded
-    /// when the stream was created.
-    fn stream_root(&mut self, stream: u32) -> Option<&mut Root> {
-        if self.roots.len() == 1 {
-            return self.roots.first_mut();
-        }
-        let i = self.stream_roots.iter().position(|&(s, _)| s == stream)?;
-        let (_, root) = self.stream_roots.swap_remove(i);
-        self.root(root)
     }
 }
 
@@ -99,7 +75,7 @@ struct CallResponse {
 
 thread_local! {
     static VM: RefCell<Vm> = const {
-        RefCell::new(Vm { roots: Vec::new(), stream_roots: Vec::new(), ticks: 0 })
+        RefCell::new(Vm { roots: Roots::new(), ticks: 0 })
     };
     static DEFERRED: RefCell<Vec<CallResponse>> = const { RefCell::new(Vec::new()) };
 }
@@ -144,18 +120,9 @@ pub extern "C" fn proxy_on_vm_start(_root: u32, _vm_configuration_size: usize) -
 
 #[unsafe(no_mangle)]
 pub extern "C" fn proxy_on_context_create(context: u32, parent: u32) {
-    with_vm(|vm| {
-        if parent == 0 {
-            vm.roots.push(Root {
-                id: context,
-                worker: None,
-            });
-        } else if vm.roots.len() > 1 {
-            if vm.stream_roots.len() >= MAX_STREAM_ROOTS {
-                vm.stream_roots.drain(..MAX_STREAM_ROOTS / 2);
-            }
-            vm.stream_roots.push((context, parent));
-        }
+    with_vm(|vm| match parent {
+        0 => vm.roots.add_root(context, None),
+        _ => vm.roots.stream_created(context, parent),
     });
 }
 
@@ -163,7 +130,7 @@ pub extern "C" fn proxy_on_context_create(context: u32, parent: u32) {
 pub extern "C" fn proxy_on_configure(root: u32, _configuration_size: usize) -> bool {
     if let Some(level) = abi::log_level() {
         let rank = match level {
-            0 | abi::LOG_DEBUG => 0,
+            abi::LOG_TRACE | abi::LOG_DEBUG => 0,
             abi::LOG_INFO => 1,
             abi::LOG_WARN => 2,
             _ => 3,
@@ -182,8 +149,10 @@ pub extern "C" fn proxy_on_configure(root: u32, _configuration_size: usize) -> b
         }
     };
     let configured = with_vm(|vm| {
-        let Some(r) = vm.root(root) else { return false };
-        r.worker = Some(Worker::new(&WasmHost, root, compiled));
+        let Some(slot) = vm.roots.get(root) else {
+            return false;
+        };
+        *slot = Some(Worker::new(&WasmHost, root, compiled));
         // Every worker ticks: metrics and the clock, and the keys when they
         // are fetched.
         abi::set_tick_period_ms(u32::try_from(TICK_MS).unwrap_or(u32::MAX))
@@ -200,7 +169,7 @@ pub extern "C" fn proxy_on_tick(root: u32) {
     });
     with_vm(|vm| {
         for r in deferred {
-            if let Some(w) = vm.root(r.root).and_then(|x| x.worker.as_mut()) {
+            if let Some(w) = vm.worker(r.root) {
                 w.on_fetch_response(&WasmHost, r.token, r.status, r.body);
             }
         }
@@ -208,7 +177,7 @@ pub extern "C" fn proxy_on_tick(root: u32) {
         if vm.ticks.is_multiple_of(PRUNE_TICKS) {
             vm.prune(root);
         }
-        if let Some(w) = vm.root(root).and_then(|r| r.worker.as_mut()) {
+        if let Some(w) = vm.worker(root) {
             w.on_tick(&WasmHost);
         }
     });
@@ -217,8 +186,9 @@ pub extern "C" fn proxy_on_tick(root: u32) {
 #[unsafe(no_mangle)]
 pub extern "C" fn proxy_on_request_headers(stream: u32, _headers: usize, _eos: bool) -> u32 {
     let flow = with_vm(|vm| {
-        vm.stream_root(stream)
-            .and_then(|r| r.worker.as_mut())
+        vm.roots
+            .for_stream(stream)
+            .and_then(Option::as_mut)
             .map(|w| w.on_request(&WasmHost, stream))
     })
     .flatten()
@@ -263,10 +233,7 @@ pub extern "C" fn proxy_on_http_call_response(
         body,
     });
     with_vm(|vm| {
-        if let (Some(w), Some(r)) = (
-            vm.root(root).and_then(|x| x.worker.as_mut()),
-            response.take(),
-        ) {
+        if let (Some(w), Some(r)) = (vm.worker(root), response.take()) {
             w.on_fetch_response(&WasmHost, r.token, r.status, r.body);
         }
     });

@@ -7,6 +7,9 @@
 //! With the plugin configuration `headers` it also reads the request's
 //! headers in one host call, as the real filter's cache hit does, and
 //! nothing else: the price of that call on top of the floor.
+//!
+//! Its few declarations repeat `filter/src/wasm/abi.rs` on purpose: the
+//! floor must not link any of the filter (a cdylib, so not a dependency).
 
 use std::mem::MaybeUninit;
 use std::ptr::null_mut;

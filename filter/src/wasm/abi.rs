@@ -15,6 +15,7 @@ pub const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 pub const HTTP_CALL_RESPONSE_BODY: u32 = 4;
 pub const PLUGIN_CONFIGURATION: u32 = 7;
 /// `proxy_log_level_t`: trace 0 to critical 5.
+pub const LOG_TRACE: u32 = 0;
 pub const LOG_DEBUG: u32 = 1;
 pub const LOG_INFO: u32 = 2;
 pub const LOG_WARN: u32 = 3;
