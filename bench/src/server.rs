@@ -1,9 +1,6 @@
 //! ext-authz as the bench runs it: the release binary on `127.0.0.1:0`,
 //! IAM objects and a fresh signing key in a temporary directory, logging at
-//! its default level. Started like the harness's `ExtAuthz`, but with a
-//! shutdown grace longer than any run: ext-authz bounds its gRPC server's
-//! whole life, not just its drain, by `--shutdown-grace` + 1 s (see
-//! `bench/RESULTS.md`), and the harness's 5 s would stop `Check` mid-run.
+//! its default level, started like the harness's `ExtAuthz`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,7 +40,7 @@ impl ExtAuthz {
             .arg(&iam)
             .arg("--signing-key-dir")
             .arg(&keys)
-            .args(["--reload-interval", "5s", "--shutdown-grace", "86400s"])
+            .args(["--reload-interval", "5s"])
             .env_remove("EXT_AUTHZ_LOG")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out)?)

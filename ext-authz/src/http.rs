@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
@@ -176,9 +176,15 @@ async fn token_inner(
                 .to_ascii_lowercase()
         });
     let query = req.uri().query().map(str::to_owned);
-    let body = Limited::new(req.into_body(), MAX_TOKEN_REQUEST_BYTES)
-        .collect()
+    let read = Limited::new(req.into_body(), MAX_TOKEN_REQUEST_BYTES).collect();
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, read)
         .await
+        .map_err(|_| {
+            OAuthError::InvalidRequest(format!(
+                "request body not received within {}s",
+                BODY_READ_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|_| {
             OAuthError::InvalidRequest(format!("request body over {MAX_TOKEN_REQUEST_BYTES} bytes"))
         })?
@@ -260,14 +266,31 @@ fn metrics(app: &App) -> Response<Body> {
     )
 }
 
-/// Serve until `shutdown`; then drain for at most `grace`.
+/// A client must send a request's headers within this, and its body within
+/// [`BODY_READ_TIMEOUT`]: a slow client cannot hold a connection and a task
+/// forever (slowloris). Idle keep-alive connections are closed after
+/// [`HEADER_READ_TIMEOUT`] too, when the next request's headers do not come.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve until `shutdown`, then stop accepting and wait for the requests in
+/// flight. The caller bounds that wait (one grace period for both servers).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+) -> Result<(), Infallible> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -276,7 +299,10 @@ pub async fn serve(
                 let (stream, _) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of file descriptors, say: pause instead of
+                        // spinning on an accept that fails at once.
                         tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
@@ -295,10 +321,6 @@ pub async fn serve(
         }
     }
     drop(listener);
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("HTTP server drained"),
-        Err(_) => {
-            tracing::warn!(grace = ?grace, "HTTP server: connections still open after the grace period; closing")
-        }
-    }
+    graceful.shutdown().await;
+    Ok(())
 }

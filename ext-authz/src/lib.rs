@@ -14,6 +14,7 @@ pub mod http;
 pub mod iam_store;
 pub mod issuers;
 pub mod metrics;
+pub mod server;
 pub mod signing;
 pub mod watch;
 
