@@ -29,6 +29,7 @@ pub const ENV_SHUTDOWN_GRACE: &str = "EXT_AUTHZ_SHUTDOWN_GRACE";
 pub const ENV_LOG_FORMAT: &str = "EXT_AUTHZ_LOG_FORMAT";
 pub const ENV_LOG: &str = "EXT_AUTHZ_LOG";
 pub const ENV_JWKS_URI: &str = "EXT_AUTHZ_JWKS_URI";
+pub const ENV_KEY_PUBLISH_DELAY: &str = "EXT_AUTHZ_KEY_PUBLISH_DELAY";
 
 /// Where environment variables come from.
 pub trait Env {
@@ -74,11 +75,18 @@ pub struct Args {
     /// ConfigMap) [env: EXT_AUTHZ_IAM_DIR] [default: /etc/faas-mesh-auth/iam]
     #[arg(long)]
     pub iam_dir: Option<PathBuf>,
-    /// Directory of P-256 PEM signing keys (a mounted Secret); the file whose
-    /// name sorts last signs [env: EXT_AUTHZ_SIGNING_KEY_DIR]
+    /// Directory of P-256 PEM signing keys (a mounted Secret); a file named
+    /// by a UTC date or time (2026-12-02.pem, 2026-12-02T1530Z.pem) signs
+    /// from then on [env: EXT_AUTHZ_SIGNING_KEY_DIR]
     /// [default: /var/run/faas-mesh-auth/keys]
     #[arg(long)]
     pub signing_key_dir: Option<PathBuf>,
+    /// A key added while running signs no sooner than this after it was
+    /// first seen, whatever its name's time: long enough for every replica
+    /// (the kubelet's Secret sync) and every filter (its refresh_seconds) to
+    /// have it [env: EXT_AUTHZ_KEY_PUBLISH_DELAY] [default: 10m]
+    #[arg(long)]
+    pub key_publish_delay: Option<String>,
     /// How often the IAM and key directories are checked for changes
     /// [env: EXT_AUTHZ_RELOAD_INTERVAL] [default: 5s]
     #[arg(long)]
@@ -138,6 +146,7 @@ pub struct Settings {
     pub grpc_addr: SocketAddr,
     pub iam_dir: PathBuf,
     pub signing_key_dir: PathBuf,
+    pub key_publish_delay: Duration,
     pub reload_interval: Duration,
     pub idp_timeout: Duration,
     pub idp_ca_file: Option<PathBuf>,
@@ -239,6 +248,12 @@ impl Settings {
                 .signing_key_dir
                 .or_else(|| env.var(ENV_KEY_DIR).map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("/var/run/faas-mesh-auth/keys")),
+            key_publish_delay: dur(
+                "key-publish-delay",
+                ENV_KEY_PUBLISH_DELAY,
+                args.key_publish_delay,
+                "10m",
+            )?,
             reload_interval: dur(
                 "reload-interval",
                 ENV_RELOAD_INTERVAL,

@@ -324,7 +324,7 @@ impl Exchanger {
         };
         let ring = self.keys.current();
         let access_token = ring
-            .active()
+            .active(now)
             .sign(claims)
             .map_err(|e| OAuthError::ServerError(format!("signing failed: {e}")))?;
         Ok(Issued {

@@ -1,15 +1,10 @@
 //! ES256 signing keys from PEM files, as a Kubernetes Secret mounts them.
 //!
 //! Every `*.pem` (or `*.key`) file in the key directory is a P-256 private
-//! key, SEC1 (`openssl ecparam -name prime256v1 -genkey`) or PKCS#8. The
-//! active key, the one that signs, is the file whose name sorts last: name
-//! keys by date (`2026-11-24.pem`) and adding a newer file rotates. The
-//! others stay published for verification while they are on disk; a key that
-//! leaves the directory stays published until the last token it signed has
-//! expired, so rotation never strands a live token. `kid` is the RFC 7638
-//! thumbprint.
+//! key, SEC1 (`openssl ecparam -name prime256v1 -genkey`) or PKCS#8, and
+//! `kid` is its RFC 7638 thumbprint. Which key signs when, and how long a
+//! key stays published, is [`KeyRing`]'s job: publish before you sign.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::{ES256PublicKey, JWTClaims};
 use mesh_auth_core::jwks::{
-    Algorithm, KeyMaterial, KeySet, RawKey, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint,
+    Algorithm, KeyMaterial, RawKey, VerifyingKey, ec_p256_jwk, ec_p256_thumbprint,
 };
 use p256::pkcs8::DecodePrivateKey as _;
 use ring::rand::SystemRandom;
@@ -128,7 +123,7 @@ impl SigningKey {
         ec_p256_jwk(&self.kid, &self.x, &self.y)
     }
 
-    fn verifying_key(&self) -> Option<VerifyingKey> {
+    pub(crate) fn verifying_key(&self) -> Option<VerifyingKey> {
         let mut point = Vec::with_capacity(65);
         point.push(0x04);
         point.extend_from_slice(&self.x);
@@ -192,6 +187,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SigningKey>, KeyError> {
     files
         .into_iter()
         .map(|(file, bytes)| {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            not_before_of(&name).map_err(|problem| KeyError::Parse {
+                file: file.clone(),
+                problem,
+            })?;
             let pem = String::from_utf8(bytes).map_err(|_| KeyError::Parse {
                 file: file.clone(),
                 problem: "not a PEM text file",
@@ -201,128 +201,22 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SigningKey>, KeyError> {
         .collect()
 }
 
-/// A key no longer on disk, published until `until`.
-#[derive(Debug, Clone)]
-struct Retired {
-    key: Arc<SigningKey>,
-    until: u64,
-}
-
-/// The keys in force: the active signer and everything published.
-#[derive(Debug)]
-pub struct KeyRing {
-    active: Arc<SigningKey>,
-    on_disk: Vec<Arc<SigningKey>>,
-    retired: Vec<Retired>,
-}
-
-impl KeyRing {
-    /// The first ring, from keys sorted by file name (the last one signs).
-    pub fn new(keys: Vec<SigningKey>) -> Option<Self> {
-        let on_disk: Vec<Arc<SigningKey>> = dedupe(keys.into_iter().map(Arc::new).collect());
-        let active = on_disk.last()?.clone();
-        Some(KeyRing {
-            active,
-            on_disk,
-            retired: Vec::new(),
-        })
-    }
-
-    /// The next ring after the directory changed. Keys that left the
-    /// directory stay published until their last token (plus `leeway`) has
-    /// expired. A key already loaded keeps its state.
-    pub fn rotate(&self, keys: Vec<SigningKey>, now: u64, leeway: u64) -> Option<Self> {
-        let known = |kid: &str| {
-            self.on_disk
-                .iter()
-                .chain(self.retired.iter().map(|r| &r.key))
-                .find(|k| k.kid == kid)
-                .cloned()
-        };
-        let on_disk: Vec<Arc<SigningKey>> = dedupe(
-            keys.into_iter()
-                .map(|k| known(&k.kid).unwrap_or_else(|| Arc::new(k)))
-                .collect(),
-        );
-        let active = on_disk.last()?.clone();
-        let mut retired: Vec<Retired> = self
-            .retired
-            .iter()
-            .filter(|r| r.until > now && !on_disk.iter().any(|k| k.kid == r.key.kid))
-            .cloned()
-            .collect();
-        for gone in self
-            .on_disk
-            .iter()
-            .filter(|k| !on_disk.iter().any(|n| n.kid == k.kid))
-        {
-            let until = gone.last_exp().saturating_add(leeway);
-            if until > now {
-                retired.push(Retired {
-                    key: gone.clone(),
-                    until,
-                });
-            }
-        }
-        Some(KeyRing {
-            active,
-            on_disk,
-            retired,
-        })
-    }
-
-    pub fn active(&self) -> &Arc<SigningKey> {
-        &self.active
-    }
-
-    /// Every key a verifier should trust right now.
-    fn published(&self, now: u64) -> impl Iterator<Item = &Arc<SigningKey>> {
-        self.on_disk.iter().chain(
-            self.retired
-                .iter()
-                .filter(move |r| r.until > now)
-                .map(|r| &r.key),
-        )
-    }
-
-    /// The JWKS document, active key first.
-    pub fn jwks(&self, now: u64) -> Value {
-        let mut keys: BTreeMap<&str, Value> = BTreeMap::new();
-        for k in self.published(now) {
-            keys.insert(&k.kid, k.jwk());
-        }
-        let mut list = vec![self.active.jwk()];
-        list.extend(
-            keys.into_iter()
-                .filter(|(kid, _)| *kid != self.active.kid)
-                .map(|(_, v)| v),
-        );
-        serde_json::json!({ "keys": list })
-    }
-
-    /// The same keys, for verifying our own tokens.
-    pub fn key_set(&self, now: u64) -> KeySet {
-        KeySet::from_keys(self.published(now).filter_map(|k| k.verifying_key()))
-    }
-
-    pub fn kids(&self, now: u64) -> Vec<String> {
-        self.published(now).map(|k| k.kid.clone()).collect()
-    }
-}
-
-/// Two files holding the same key publish it once; the later name wins the
-/// position, so "the last file signs" still holds.
-fn dedupe(keys: Vec<Arc<SigningKey>>) -> Vec<Arc<SigningKey>> {
-    let mut out: Vec<Arc<SigningKey>> = Vec::with_capacity(keys.len());
-    for k in keys {
-        out.retain(|o| o.kid != k.kid);
-        out.push(k);
-    }
-    out
-}
+mod keyring;
+pub use keyring::{KeyRing, Retirement, not_before_of};
 
 #[cfg(test)]
 mod tests;
+
+/// How keys are scheduled: see [`KeyRing`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeySettings {
+    /// Clock leeway verifiers allow past `exp`, in seconds.
+    pub leeway: u64,
+    /// A key added while running signs no sooner than this after it was
+    /// first seen, whatever its name says: every replica and every filter
+    /// must have fetched it first.
+    pub publish_delay: std::time::Duration,
+}
 
 /// The live key ring, reloaded when the key directory changes. A change
 /// that does not load (a bad file, an empty directory) is logged with the
@@ -331,19 +225,23 @@ pub struct KeyStore {
     dir: PathBuf,
     ring: std::sync::RwLock<Arc<KeyRing>>,
     tracker: std::sync::Mutex<crate::watch::ChangeTracker>,
-    leeway: u64,
+    settings: KeySettings,
+    /// The signing kid last logged, to log each switch once.
+    signing: std::sync::Mutex<String>,
 }
 
 impl KeyStore {
     /// Load at startup: any error is fatal.
-    pub fn open(dir: &Path, leeway: u64) -> Result<Self, KeyError> {
+    pub fn open(dir: &Path, settings: KeySettings, now: u64) -> Result<Self, KeyError> {
         let print = key_fingerprint(dir)?;
         let ring = KeyRing::new(load_dir(dir)?).ok_or_else(|| KeyError::NoKeys(dir.to_owned()))?;
+        let signing = ring.active(now).kid.clone();
         Ok(KeyStore {
             dir: dir.to_owned(),
             ring: std::sync::RwLock::new(Arc::new(ring)),
             tracker: std::sync::Mutex::new(crate::watch::ChangeTracker::new(print)),
-            leeway,
+            settings,
+            signing: std::sync::Mutex::new(signing),
         })
     }
 
@@ -355,7 +253,10 @@ impl KeyStore {
     }
 
     /// Reload if the directory changed; true when a new ring took effect.
-    pub fn reload(&self, now: u64) -> bool {
+    /// `max_lifetime` is the longest token lifetime we issue: a key that
+    /// leaves the directory stays published that long after it stopped
+    /// signing, for tokens other replicas signed with it.
+    pub fn reload(&self, now: u64, max_lifetime: u64) -> bool {
         let print = match key_fingerprint(&self.dir) {
             Ok(p) => p,
             Err(e) => {
@@ -372,16 +273,26 @@ impl KeyStore {
             return false;
         }
         let next = load_dir(&self.dir).and_then(|keys| {
+            let retire = Retirement {
+                leeway: self.settings.leeway,
+                max_lifetime,
+            };
             self.current()
-                .rotate(keys, now, self.leeway)
+                .rotate(keys, now, self.settings.publish_delay.as_secs(), retire)
                 .ok_or_else(|| KeyError::NoKeys(self.dir.clone()))
         });
         match next {
             Ok(ring) => {
-                tracing::info!(active = %ring.active().kid, published = ?ring.kids(now), "signing keys reloaded");
+                tracing::info!(
+                    signing = %ring.active(now).kid,
+                    published = ?ring.kids(now),
+                    schedule = %ring.schedule(now),
+                    "signing keys reloaded"
+                );
                 if let Ok(mut r) = self.ring.write() {
                     *r = Arc::new(ring);
                 }
+                self.tick(now);
                 true
             }
             Err(e) => {
@@ -391,22 +302,22 @@ impl KeyStore {
         }
     }
 
-    /// Forget keys whose last token has expired, without a directory change.
-    pub fn expire_retired(&self, now: u64) {
+    /// Time passing without a directory change: a scheduled key starts
+    /// signing (logged once), and retired keys whose last token has expired
+    /// are forgotten.
+    pub fn tick(&self, now: u64) {
         let ring = self.current();
-        if ring.retired.iter().any(|r| r.until <= now)
+        let kid = &ring.active(now).kid;
+        if let Ok(mut last) = self.signing.lock()
+            && *last != *kid
+        {
+            tracing::info!(signing = %kid, previous = %last, "signing with a new key");
+            *last = kid.clone();
+        }
+        if let Some(pruned) = ring.without_expired(now)
             && let Ok(mut w) = self.ring.write()
         {
-            *w = Arc::new(KeyRing {
-                active: ring.active.clone(),
-                on_disk: ring.on_disk.clone(),
-                retired: ring
-                    .retired
-                    .iter()
-                    .filter(|r| r.until > now)
-                    .cloned()
-                    .collect(),
-            });
+            *w = Arc::new(pruned);
         }
     }
 }

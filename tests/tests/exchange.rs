@@ -955,15 +955,21 @@ async fn iam_changes_apply_without_restart_and_a_bad_change_keeps_the_last_good_
     .unwrap();
 }
 
-/// A newer PEM file in the key directory signs from the next reload on;
-/// the JWKS serves both keys, and tokens signed before still verify.
+/// A newer PEM file in the key directory is published at once and signs
+/// once it has been published for `--key-publish-delay`; the JWKS serves
+/// both keys, and tokens signed before still verify.
 #[tokio::test]
 async fn a_newer_key_file_rotates_without_stranding_tokens() {
     let provider = OidcProvider::start(OidcOpts::default()).await.unwrap();
     let first = PemKey::generate().unwrap();
-    let mut authz = ExtAuthz::start(docs_iam(&provider).key("2026-01-01.pem", first.clone()))
-        .await
-        .unwrap();
+    let mut authz = ExtAuthz::start(
+        docs_iam(&provider)
+            .key("2026-01-01.pem", first.clone())
+            .arg("--key-publish-delay")
+            .arg("3s"),
+    )
+    .await
+    .unwrap();
     let idp_token = provider.client_credentials_token("email").await.unwrap();
     let fn_token = || async {
         issued(
@@ -977,6 +983,14 @@ async fn a_newer_key_file_rotates_without_stranding_tokens() {
     assert_eq!(authz.published_kids().await.unwrap(), vec![first.kid()]);
 
     let second = authz.add_key("2026-02-01.pem").unwrap();
+    // Published first, while the old key still signs: verifiers fetch it
+    // before they meet a token it signed.
+    wait_for(T, "the new key to be published", || async {
+        Ok((authz.published_kids().await?.len() == 2).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(header(&fn_token().await)["kid"], first.kid());
     let new = wait_for(T, "tokens signed with the new key", || async {
         let t = fn_token().await;
         Ok((header(&t)["kid"] == second.kid()).then_some(t))

@@ -10,7 +10,15 @@ use serde_json::json;
 use super::*;
 use crate::fetch::HttpFetcher;
 use crate::issuers::IssuerSettings;
+use crate::signing::KeySettings;
 use crate::testutil::JsonServer;
+
+fn key_settings() -> KeySettings {
+    KeySettings {
+        leeway: 30,
+        publish_delay: Duration::from_secs(600),
+    }
+}
 
 const GW: &str = "https://gateway.example.com";
 
@@ -106,7 +114,7 @@ async fn fixture() -> Fixture {
             HttpFetcher::new(Duration::from_secs(2), None).unwrap(),
             IssuerSettings::default(),
         )),
-        keys: Arc::new(KeyStore::open(key_dir.path(), 30).unwrap()),
+        keys: Arc::new(KeyStore::open(key_dir.path(), key_settings(), 0).unwrap()),
     };
     Fixture {
         idp,
@@ -181,7 +189,10 @@ async fn id_token_for_a_function_token() {
     .unwrap();
     assert_eq!(header["alg"], "ES256");
     assert_eq!(header["typ"], "JWT");
-    assert_eq!(header["kid"], f.ex.keys.current().active().kid.as_str());
+    assert_eq!(
+        header["kid"],
+        f.ex.keys.current().active(now()).kid.as_str()
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 use std::path::Path;
 
+use mesh_auth_core::jwks::KeySet;
+
 use jwt_simple::prelude::{Claims, Duration, ES256KeyPair, NoCustomClaims};
 use mesh_auth_core::verify::{Validation, verify};
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
@@ -24,6 +26,12 @@ fn openssl_style_pem() -> String {
 fn pkcs8_pem() -> String {
     secret().to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
 }
+
+/// No other replica: a retired key lives as long as its own last token.
+const NO_OVERLAP: Retirement = Retirement {
+    leeway: 30,
+    max_lifetime: 0,
+};
 
 fn key(pem: &str) -> SigningKey {
     SigningKey::from_pem(Path::new("k.pem"), pem).unwrap()
@@ -58,8 +66,8 @@ fn signed_tokens_verify_with_the_published_keys() {
     let claims = Claims::create(Duration::from_secs(60))
         .with_issuer("https://gw")
         .with_audience("https://gw");
-    let token = ring.active().sign(claims).unwrap();
     let now = jwt_simple::prelude::Clock::now_since_epoch().as_secs();
+    let token = ring.active(now).sign(claims).unwrap();
     let v = verify::<NoCustomClaims>(
         &token,
         &ring.key_set(now),
@@ -67,12 +75,12 @@ fn signed_tokens_verify_with_the_published_keys() {
         now,
     )
     .unwrap();
-    assert_eq!(v.kid, ring.active().kid);
-    assert!(ring.active().last_exp() >= now + 59);
+    assert_eq!(v.kid, ring.active(now).kid);
+    assert!(ring.active(now).last_exp() >= now + 59);
     // The published JWKS parses back to the same key.
     let (set, skipped) = KeySet::from_jwks_json(ring.jwks(now).to_string().as_bytes()).unwrap();
     assert!(skipped.is_empty());
-    assert!(set.get(&ring.active().kid).is_some());
+    assert!(set.get(&ring.active(now).kid).is_some());
 }
 
 #[test]
@@ -82,17 +90,20 @@ fn the_last_file_signs_and_rotation_retires_keys_after_their_last_token() {
     std::fs::write(dir.path().join("..data"), "not a key").unwrap();
     std::fs::write(dir.path().join("README"), "not a key").unwrap();
     let ring = KeyRing::new(load_dir(dir.path()).unwrap()).unwrap();
-    let first = ring.active().kid.clone();
-    // Sign with the first key: its last token expires at now + 300.
     let now = 1_800_000_000;
+    let first = ring.active(now).kid.clone();
+    // Sign with the first key: its last token expires at now + 300.
     let mut claims = Claims::create(Duration::from_secs(1));
     claims.expires_at = Some(Duration::from_secs(now + 300));
-    ring.active().sign(claims).unwrap();
+    ring.active(now).sign(claims).unwrap();
 
-    // A newer file: it signs; the old one is still on disk and published.
+    // A newer file: it signs (no publish delay here); the old one is
+    // still on disk and published.
     std::fs::write(dir.path().join("2026-02.pem"), pkcs8_pem()).unwrap();
-    let ring = ring.rotate(load_dir(dir.path()).unwrap(), now, 30).unwrap();
-    let second = ring.active().kid.clone();
+    let ring = ring
+        .rotate(load_dir(dir.path()).unwrap(), now, 0, NO_OVERLAP)
+        .unwrap();
+    let second = ring.active(now).kid.clone();
     assert_ne!(first, second);
     assert_eq!(
         ring.jwks(now)["keys"][0]["kid"],
@@ -104,14 +115,14 @@ fn the_last_file_signs_and_rotation_retires_keys_after_their_last_token() {
     // The old file is removed: still published until its token expires.
     std::fs::remove_file(dir.path().join("2026-01.pem")).unwrap();
     let ring = ring
-        .rotate(load_dir(dir.path()).unwrap(), now + 10, 30)
+        .rotate(load_dir(dir.path()).unwrap(), now + 10, 0, NO_OVERLAP)
         .unwrap();
     assert!(ring.kids(now + 10).contains(&first));
     assert!(ring.kids(now + 329).contains(&first));
     assert!(!ring.kids(now + 331).contains(&first));
     // And a later rotation drops it for good once it has expired.
     let ring = ring
-        .rotate(load_dir(dir.path()).unwrap(), now + 400, 30)
+        .rotate(load_dir(dir.path()).unwrap(), now + 400, 0, NO_OVERLAP)
         .unwrap();
     assert_eq!(ring.kids(now + 400), vec![second]);
 }
@@ -123,7 +134,9 @@ fn a_key_never_used_is_dropped_at_once() {
     std::fs::write(dir.path().join("b.pem"), pkcs8_pem()).unwrap();
     let ring = KeyRing::new(load_dir(dir.path()).unwrap()).unwrap();
     std::fs::remove_file(dir.path().join("a.pem")).unwrap();
-    let ring = ring.rotate(load_dir(dir.path()).unwrap(), 100, 30).unwrap();
+    let ring = ring
+        .rotate(load_dir(dir.path()).unwrap(), 100, 0, NO_OVERLAP)
+        .unwrap();
     assert_eq!(ring.kids(100).len(), 1);
 }
 
