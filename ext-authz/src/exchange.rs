@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::{Audiences, Duration as JwtDuration, JWTClaims};
 use mesh_auth_core::Claims;
 use mesh_auth_core::claims::{FunctionGrant, GatewayClaims};
-use mesh_auth_core::iam::{ClaimMap, DEFAULT_TOKEN_EXPIRY, IamConfig};
+use mesh_auth_core::iam::{ClaimMap, IamConfig};
 use mesh_auth_core::permission::PermissionPattern;
 use mesh_auth_core::verify::{Validation, Verified, verify_with};
 
@@ -187,6 +187,9 @@ struct Subject {
     permissions: Vec<String>,
     roles: Vec<String>,
     token_expiry: std::time::Duration,
+    /// One of our own API tokens: what it buys never outlives it, whatever
+    /// `allow_past_subject_expiry` says.
+    ours: bool,
 }
 
 pub struct Exchanger {
@@ -248,14 +251,22 @@ impl Exchanger {
         let subject = self.subject(&iam, token, now, audit).await?;
         audit.roles = subject.roles.clone();
 
+        // The verifier allowed clock leeway; this rule has none: a subject
+        // past its exp buys nothing, and what it buys never outlives it.
+        // Otherwise an expired API token renews itself every leeway period.
+        if subject.exp <= now {
+            return Err(invalid(format!(
+                "subject_token expired {}s ago",
+                now - subject.exp
+            )));
+        }
         let lifetime = subject.token_expiry.as_secs().max(1);
-        let exp = if self.settings.allow_past_subject_expiry {
+        let exp = if self.settings.allow_past_subject_expiry && !subject.ours {
             now + lifetime
         } else {
             (now + lifetime).min(subject.exp)
         };
-        let expires_in = exp.saturating_sub(now).max(1);
-        let exp = now + expires_in;
+        let expires_in = exp - now;
 
         let custom = if function {
             if subject.permissions.is_empty() {
@@ -393,6 +404,7 @@ impl Exchanger {
                 .collect(),
             roles: eval.roles().iter().map(|r| r.name().to_owned()).collect(),
             token_expiry: issuer.token_expiry(),
+            ours: false,
         })
     }
 
@@ -426,14 +438,23 @@ impl Exchanger {
         }
         let sub = verified.claims.sub.clone().unwrap_or_default();
         audit.sub = Some(sub.clone());
-        let names = gateway.policy.unwrap_or_default();
-        let grants = iam.grants_for_policies(&names, &claims);
+        // Trust in the original issuer is re-checked at every exchange: a
+        // JwtIssuer that was removed ends every chain that came from it.
         let fed_iss = gateway
             .fed_iss
-            .unwrap_or_else(|| self.settings.issuer.clone());
-        let token_expiry = iam
-            .issuer(&fed_iss)
-            .map_or(DEFAULT_TOKEN_EXPIRY, |i| i.token_expiry());
+            .ok_or_else(|| invalid("subject_token has no fed:iss claim"))?;
+        let issuer = iam.issuer(&fed_iss).ok_or_else(|| {
+            invalid(format!(
+                "subject_token was issued for {fed_iss:?}, which is no longer trusted (no JwtIssuer)"
+            ))
+        })?;
+        let names = gateway.policy.unwrap_or_default();
+        if !names.iter().any(|n| iam.policy(n).is_some()) {
+            return Err(invalid(format!(
+                "none of the subject_token's policies {names:?} exists any more"
+            )));
+        }
+        let grants = iam.grants_for_policies(&names, &claims);
         Ok(Subject {
             fed_sub: sub,
             fed_iss,
@@ -445,7 +466,8 @@ impl Exchanger {
                 .map(str::to_owned)
                 .collect(),
             roles: Vec::new(),
-            token_expiry,
+            token_expiry: issuer.token_expiry(),
+            ours: true,
         })
     }
 }

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use jwt_simple::prelude::ES256KeyPair;
+use jwt_simple::prelude::{Audiences, Duration as JwtDuration, JWTClaims};
 use mesh_auth_core::testing::{TestKey, jwks};
 use mesh_auth_core::verify::Validation;
 use mesh_auth_core::{GatewayClaims, KeySet, verify};
@@ -275,6 +276,101 @@ async fn expiry_never_outlives_the_subject() {
     let t = f.id_token("alice", 120, json!({}));
     let issued = f.run(&f.request(&t, Some("function"), &[])).await.unwrap();
     assert!(issued.expires_in <= 120, "{}", issued.expires_in);
+}
+
+impl Fixture {
+    /// One of our API tokens, as an earlier exchange would have signed it.
+    fn api_token(&self, iat: u64, exp: u64, policy: &[&str], fed_iss: &str) -> String {
+        let claims = JWTClaims {
+            issued_at: Some(JwtDuration::from_secs(iat)),
+            expires_at: Some(JwtDuration::from_secs(exp)),
+            invalid_before: None,
+            issuer: Some(GW.into()),
+            subject: Some("fed:alice".into()),
+            audiences: Some(Audiences::AsString(GW.into())),
+            jwt_id: Some("j".into()),
+            nonce: None,
+            custom: GatewayClaims {
+                function: None,
+                policy: Some(policy.iter().map(|p| p.to_string()).collect()),
+                fed_iss: Some(fed_iss.into()),
+            },
+        };
+        self.ex.keys.current().active(iat).sign(claims).unwrap()
+    }
+
+    async fn run_at(&self, req: &ExchangeRequest, at: u64) -> Result<Issued, OAuthError> {
+        self.ex.exchange(req, at, &mut Audit::default()).await
+    }
+}
+
+#[tokio::test]
+async fn an_api_token_cannot_renew_itself_past_its_exp() {
+    // The verifier allows 30 s of leeway past exp. Exchanging the token for
+    // a new one every 25 s used to go on forever: each new token lived as
+    // long as its subject, and the subject was accepted past its exp.
+    for allow_past in [false, true] {
+        let mut f = fixture().await;
+        f.ex.settings.allow_past_subject_expiry = allow_past;
+        let t0 = now();
+        let exp = t0 + 60;
+        let mut token = f.api_token(t0, exp, &["invoke-policy"], &f.idp.url());
+        let mut at = t0;
+        loop {
+            at += 25;
+            match f.run_at(&f.request(&token, None, &[]), at).await {
+                Ok(issued) => {
+                    assert!(at < exp, "issued at {at}, past the chain's exp {exp}");
+                    assert!(at + issued.expires_in <= exp, "outlives its subject");
+                    token = issued.access_token;
+                }
+                Err(e) => {
+                    assert!(at >= exp && at < exp + 30, "refused at {at}: {e}");
+                    assert_eq!(e.code(), "invalid_request");
+                    assert!(e.description().contains("expired"), "{e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_api_token_whose_issuer_or_policies_are_gone_is_refused() {
+    let f = fixture().await;
+    let n = now();
+    let idp = f.idp.url();
+    let good = f.api_token(n, n + 600, &["invoke-policy"], &idp);
+    assert!(
+        f.run(&f.request(&good, Some("function"), &[]))
+            .await
+            .is_ok()
+    );
+
+    // Policies that no longer exist grant nothing and name nobody.
+    let gone = f.api_token(n, n + 600, &["deleted-policy"], &idp);
+    let e = f.run(&f.request(&gone, None, &[])).await.unwrap_err();
+    assert!(e.description().contains("deleted-policy"), "{e}");
+    // A token for an issuer we do not (or no longer) trust.
+    let stranger = f.api_token(n, n + 600, &["invoke-policy"], "https://idp.example");
+    let e = f.run(&f.request(&stranger, None, &[])).await.unwrap_err();
+    assert!(e.description().contains("no longer trusted"), "{e}");
+
+    // Deleting the JwtIssuer ends every chain that came from it.
+    let dir = f._dirs.0.path();
+    let without_issuer = iam_yaml(&idp)
+        .split("---\n")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("---\n");
+    std::fs::write(dir.join("iam.yaml"), without_issuer).unwrap();
+    assert_eq!(f.ex.iam.reload(), crate::iam_store::Reload::Applied);
+    let e = f
+        .run(&f.request(&good, Some("function"), &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_request");
+    assert!(e.description().contains("no longer trusted"), "{e}");
 }
 
 #[tokio::test]
