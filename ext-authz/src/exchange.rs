@@ -29,7 +29,7 @@ pub const TOKEN_TYPE_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token
 pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Subject tokens larger than this are refused before any parsing.
-pub const MAX_SUBJECT_TOKEN_BYTES: usize = 16 * 1024;
+pub use crate::issuers::MAX_SUBJECT_TOKEN_BYTES;
 /// At most this many `audience` values per request.
 const MAX_AUDIENCES: usize = 64;
 

@@ -92,6 +92,11 @@ impl HttpFetcher {
         Ok(HttpFetcher { client, timeout })
     }
 
+    /// The bound on each GET.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// GET a JSON document.
     pub async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError> {
         let uri: http::Uri = url

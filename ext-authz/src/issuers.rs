@@ -1,29 +1,41 @@
 //! Trusted external issuers (JwtIssuer objects): OIDC discovery, their JWKS,
 //! and verification of the subject tokens they sign.
 //!
-//! Keys are fetched on first use from `<iss or issInternal>/.well-known/
-//! openid-configuration` → `jwks_uri`, refreshed when older than `refresh`,
-//! refetched when a token names an unknown `kid` (at most once per
-//! `min_refetch`), and never used when older than `max_stale`: a key the
-//! IdP has withdrawn must not live on forever because the IdP went quiet.
-//! If a refresh fails, the cached keys serve until `max_stale`. One fetch
-//! at a time per issuer, however many requests wait on it.
+//! Keys are fetched from `<iss or issInternal>/.well-known/
+//! openid-configuration` → `jwks_uri`, once per issuer however many
+//! exchanges ask, in a task of its own (a client that leaves does not
+//! cancel it). What a request waits for, and what it does not:
+//!
+//! * Cached keys younger than `max_stale` serve at once. When they are older
+//!   than `refresh`, a refresh starts in the background.
+//! * Keys older than `max_stale` are never used: a key the IdP withdrew must
+//!   not live on because the IdP went quiet. The next exchange fetches.
+//! * A token naming an unknown `kid` waits for one refetch, at most one per
+//!   `min_refetch` (only refetches that reached the IdP count).
+//! * After a failed fetch, nothing waits for the IdP: exchanges that need it
+//!   fail fast as unavailable, and retries run in the background, backing
+//!   off from `retry_min` to `retry_max`. Tokens whose `kid` is cached keep
+//!   working throughout.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mesh_auth_core::iam::JwtIssuer;
 use mesh_auth_core::jwks::KeySet;
 use mesh_auth_core::verify::{TokenError, Validation, Verified, verify_with};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
 
 use crate::crypto::RingSignatures;
-use serde_json::{Map, Value};
-
 use crate::fetch::{FetchError, HttpFetcher};
 
 /// A subject token's full claims, as the IAM engine reads them.
 pub type ClaimMap = Map<String, Value>;
+
+/// IdP tokens carrying large `groups` claims are common: twice the cap on
+/// our own tokens.
+pub const MAX_SUBJECT_TOKEN_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 pub struct IssuerSettings {
@@ -31,6 +43,10 @@ pub struct IssuerSettings {
     pub min_refetch: Duration,
     pub max_stale: Duration,
     pub leeway_seconds: u64,
+    /// First retry after a failed fetch; doubles per failure up to
+    /// `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
 }
 
 impl Default for IssuerSettings {
@@ -40,6 +56,8 @@ impl Default for IssuerSettings {
             min_refetch: Duration::from_secs(30),
             max_stale: Duration::from_secs(24 * 3600),
             leeway_seconds: 30,
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(8),
         }
     }
 }
@@ -62,87 +80,114 @@ pub enum DiscoveryError {
         #[source]
         source: mesh_auth_core::JwksError,
     },
+    #[error("the fetch did not finish")]
+    Abandoned,
 }
 
 /// Why a subject token from an external issuer was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubjectError {
     /// The IdP could not be reached or answered nonsense, and we hold no
-    /// usable keys for it.
+    /// usable keys for it (or not the token's key).
     #[error("identity provider {iss} is unavailable: {source}")]
     Unavailable {
         iss: String,
         #[source]
-        source: DiscoveryError,
+        source: Arc<DiscoveryError>,
     },
     #[error(transparent)]
     Token(#[from] TokenError),
 }
 
+/// The time the cache runs on; tests move it by hand.
+pub trait Monotonic: Send + Sync {
+    fn now(&self) -> Instant;
+}
+
+/// The process's monotonic clock.
+pub struct SystemMonotonic;
+
+impl Monotonic for SystemMonotonic {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+#[derive(Clone)]
 struct Cached {
     keys: Arc<KeySet>,
     fetched_at: Instant,
 }
 
+/// One issuer's keys and fetch state. Locked briefly, never across an
+/// await.
 #[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    in_flight: bool,
+    /// Consecutive failed fetches, the last one's error, and no fetch
+    /// before `retry_at`.
+    failures: u32,
+    last_error: Option<Arc<DiscoveryError>>,
+    retry_at: Option<Instant>,
+    /// Last unknown-kid refetch that reached the IdP: the rate limit.
+    last_kid_refetch: Option<Instant>,
+}
+
 struct Entry {
-    cached: RwLock<Option<Arc<Cached>>>,
-    /// Last fetch of any kind: a down IdP is not retried on every request.
-    last_attempt: Mutex<Option<Instant>>,
-    /// Last refetch caused by an unknown `kid`: the rate limit applies to
-    /// these only, so a rotation right after the first fetch still works.
-    last_kid_refetch: Mutex<Option<Instant>>,
-    fetch_lock: tokio::sync::Mutex<()>,
+    state: Mutex<State>,
+    /// Bumped when a fetch ends, for those waiting on it.
+    done: watch::Sender<u64>,
 }
 
-fn elapsed_since(slot: &Mutex<Option<Instant>>, min: Duration) -> bool {
-    slot.lock()
-        .map(|t| t.is_none_or(|t| t.elapsed() >= min))
-        .unwrap_or(true)
-}
-
-impl Entry {
-    fn cached(&self) -> Option<Arc<Cached>> {
-        self.cached.read().ok().and_then(|c| c.clone())
-    }
-
-    fn may_retry(&self, min: Duration) -> bool {
-        elapsed_since(&self.last_attempt, min)
-    }
-
-    /// Claim the right to an unknown-kid refetch, if the rate limit allows.
-    fn claim_kid_refetch(&self, min: Duration) -> bool {
-        match self.last_kid_refetch.lock() {
-            Ok(mut t) if t.is_none_or(|t| t.elapsed() >= min) => {
-                *t = Some(Instant::now());
-                true
-            }
-            Ok(_) => false,
-            Err(_) => true,
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            state: Mutex::new(State::default()),
+            done: watch::Sender::new(0),
         }
     }
+}
+
+/// What a request does about the keys.
+enum Plan {
+    Use(Arc<KeySet>),
+    Wait(watch::Receiver<u64>),
+    Fail(Arc<DiscoveryError>),
 }
 
 pub struct Issuers {
     fetcher: HttpFetcher,
     settings: IssuerSettings,
-    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    clock: Arc<dyn Monotonic>,
+    /// By `iss` and where its keys come from.
+    entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
 }
 
 impl Issuers {
     pub fn new(fetcher: HttpFetcher, settings: IssuerSettings) -> Self {
+        Self::with_clock(fetcher, settings, Arc::new(SystemMonotonic))
+    }
+
+    pub fn with_clock(
+        fetcher: HttpFetcher,
+        settings: IssuerSettings,
+        clock: Arc<dyn Monotonic>,
+    ) -> Self {
         Issuers {
             fetcher,
             settings,
+            clock,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn entry(&self, iss: &str) -> Arc<Entry> {
+    fn entry(&self, issuer: &JwtIssuer) -> Arc<Entry> {
+        let key = (issuer.iss().to_owned(), issuer.discovery_base().to_owned());
         match self.entries.lock() {
-            Ok(mut map) => map.entry(iss.to_owned()).or_default().clone(),
-            // A poisoned map only means another thread panicked mid-insert;
-            // a fresh entry is always safe.
+            Ok(mut map) => map.entry(key).or_default().clone(),
+            // Poisoned: another thread panicked mid-insert; a fresh entry
+            // is always safe.
             Err(_) => Arc::new(Entry::default()),
         }
     }
@@ -157,27 +202,35 @@ impl Issuers {
     ) -> Result<Verified<ClaimMap>, SubjectError> {
         let validation = Validation::new([issuer.iss()], issuer.aud().iter().cloned())
             .map_err(|_| TokenError::WrongAudience)?
-            .with_leeway(self.settings.leeway_seconds);
-        let entry = self.entry(issuer.iss());
-        let keys = self.keys(issuer, &entry).await?;
+            .with_leeway(self.settings.leeway_seconds)
+            .with_max_token_bytes(MAX_SUBJECT_TOKEN_BYTES)
+            .map_err(|_| TokenError::WrongAudience)?;
+        let entry = self.entry(issuer);
+        let unavailable = |source| SubjectError::Unavailable {
+            iss: issuer.iss().to_owned(),
+            source,
+        };
+        let plan = self.plan_for_any(issuer, &entry);
+        let keys = self
+            .settle(issuer, &entry, plan)
+            .await
+            .map_err(unavailable)?;
         match verify_with::<ClaimMap>(token, &keys, &validation, now, &RingSignatures) {
-            Err(TokenError::UnknownKid(kid))
-                if entry.claim_kid_refetch(self.settings.min_refetch) =>
-            {
+            Err(TokenError::UnknownKid(kid)) => {
+                let Some(plan) = self.plan_for_unknown_kid(issuer, &entry) else {
+                    return Err(TokenError::UnknownKid(kid).into());
+                };
                 tracing::info!(
                     iss = issuer.iss(),
                     kid,
                     "subject token names an unknown kid; refetching the issuer's keys"
                 );
-                let seen = entry.cached().map(|c| c.fetched_at);
                 // With the IdP down the kid cannot be checked either way:
                 // that is "try again later", not "bad token".
-                let keys = self.refresh(issuer, &entry, seen).await.map_err(|source| {
-                    SubjectError::Unavailable {
-                        iss: issuer.iss().to_owned(),
-                        source,
-                    }
-                })?;
+                let keys = self
+                    .settle(issuer, &entry, plan)
+                    .await
+                    .map_err(unavailable)?;
                 Ok(verify_with::<ClaimMap>(
                     token,
                     &keys,
@@ -190,93 +243,195 @@ impl Issuers {
         }
     }
 
-    /// Usable keys: cached if fresh, else refreshed; stale-but-bounded keys
-    /// cover a failed refresh.
-    async fn keys(&self, issuer: &JwtIssuer, entry: &Entry) -> Result<Arc<KeySet>, SubjectError> {
+    /// Keys for a token whose kid we may know.
+    fn plan_for_any(&self, issuer: &JwtIssuer, entry: &Arc<Entry>) -> Plan {
         let s = self.settings;
-        let cached = entry
-            .cached()
-            .filter(|c| c.fetched_at.elapsed() < s.max_stale);
-        match cached {
-            Some(c) if c.fetched_at.elapsed() < s.refresh => Ok(c.keys.clone()),
-            Some(c) if !entry.may_retry(s.min_refetch) => Ok(c.keys.clone()),
-            Some(c) => match self.refresh(issuer, entry, Some(c.fetched_at)).await {
-                Ok(keys) => Ok(keys),
-                Err(e) => {
-                    tracing::warn!(iss = issuer.iss(), error = %e, "issuer key refresh failed; using cached keys");
-                    Ok(c.keys.clone())
-                }
-            },
-            None => self.refresh(issuer, entry, None).await.map_err(|source| {
-                SubjectError::Unavailable {
-                    iss: issuer.iss().to_owned(),
-                    source,
-                }
-            }),
+        let now = self.clock.now();
+        let Ok(mut st) = entry.state.lock() else {
+            return Plan::Fail(Arc::new(DiscoveryError::Abandoned));
+        };
+        let usable = st
+            .cached
+            .clone()
+            .filter(|c| now.duration_since(c.fetched_at) < s.max_stale);
+        if let Some(c) = usable {
+            if now.duration_since(c.fetched_at) >= s.refresh && self.may_start(&st, now) {
+                self.start(issuer, entry, &mut st, false);
+            }
+            return Plan::Use(c.keys);
         }
+        self.fetch_or_fail(issuer, entry, &mut st, now, false)
     }
 
-    /// Fetch once, even when many callers ask at the same time: whoever
-    /// waited for the lock finds the keys a peer just fetched.
-    async fn refresh(
+    /// After an unknown kid: a refetch to wait for, or None when the rate
+    /// limit says the kid is simply unknown.
+    fn plan_for_unknown_kid(&self, issuer: &JwtIssuer, entry: &Arc<Entry>) -> Option<Plan> {
+        let now = self.clock.now();
+        let Ok(mut st) = entry.state.lock() else {
+            return Some(Plan::Fail(Arc::new(DiscoveryError::Abandoned)));
+        };
+        let budget = st
+            .last_kid_refetch
+            .is_none_or(|t| now.duration_since(t) >= self.settings.min_refetch);
+        // A fetch already under way (or failing) is not the kid's to pay for.
+        if !budget && !st.in_flight && st.failures == 0 {
+            return None;
+        }
+        Some(self.fetch_or_fail(issuer, entry, &mut st, now, true))
+    }
+
+    /// Wait for a fetch while the IdP is believed healthy; after a failure,
+    /// fail fast and let the retry run in the background.
+    fn fetch_or_fail(
+        &self,
+        issuer: &JwtIssuer,
+        entry: &Arc<Entry>,
+        st: &mut State,
+        now: Instant,
+        for_kid: bool,
+    ) -> Plan {
+        if st.failures > 0 {
+            if self.may_start(st, now) {
+                self.start(issuer, entry, st, for_kid);
+            }
+            let e = st.last_error.clone();
+            return Plan::Fail(e.unwrap_or_else(|| Arc::new(DiscoveryError::Abandoned)));
+        }
+        // Subscribed under the lock: the fetch cannot end unseen.
+        let rx = entry.done.subscribe();
+        if !st.in_flight {
+            self.start(issuer, entry, st, for_kid);
+        }
+        Plan::Wait(rx)
+    }
+
+    fn may_start(&self, st: &State, now: Instant) -> bool {
+        !st.in_flight && st.retry_at.is_none_or(|t| now >= t)
+    }
+
+    /// Start a fetch in a task of its own; it records its outcome.
+    fn start(&self, issuer: &JwtIssuer, entry: &Arc<Entry>, st: &mut State, for_kid: bool) {
+        st.in_flight = true;
+        let (fetcher, issuer, entry) = (self.fetcher.clone(), issuer.clone(), entry.clone());
+        let (clock, s) = (self.clock.clone(), self.settings);
+        tokio::spawn(async move {
+            let result = fetch(&fetcher, &issuer).await;
+            let now = clock.now();
+            if let Ok(mut st) = entry.state.lock() {
+                st.in_flight = false;
+                match result {
+                    Ok(keys) => {
+                        tracing::info!(iss = issuer.iss(), kids = ?keys.kids(), "fetched issuer keys");
+                        if st.failures > 0 {
+                            tracing::info!(
+                                iss = issuer.iss(),
+                                failures = st.failures,
+                                "identity provider reachable again"
+                            );
+                        }
+                        st.cached = Some(Cached {
+                            keys: Arc::new(keys),
+                            fetched_at: now,
+                        });
+                        st.failures = 0;
+                        st.last_error = None;
+                        st.retry_at = None;
+                        if for_kid {
+                            st.last_kid_refetch = Some(now);
+                        }
+                    }
+                    Err(e) => {
+                        st.failures = st.failures.saturating_add(1);
+                        let backoff = s
+                            .retry_min
+                            .saturating_mul(1 << (st.failures - 1).min(16))
+                            .min(s.retry_max.max(s.retry_min));
+                        st.retry_at = Some(now + backoff);
+                        let kept = match &st.cached {
+                            Some(c) if now.duration_since(c.fetched_at) < s.max_stale => {
+                                "cached keys keep serving"
+                            }
+                            _ => "exchanges for it fail until it answers",
+                        };
+                        tracing::warn!(
+                            iss = issuer.iss(),
+                            error = %e,
+                            failures = st.failures,
+                            retry_in = ?backoff,
+                            "identity provider key fetch failed; {kept}"
+                        );
+                        st.last_error = Some(Arc::new(e));
+                    }
+                }
+            }
+            entry.done.send_modify(|g| *g += 1);
+        });
+    }
+
+    /// The keys a plan leads to.
+    async fn settle(
         &self,
         issuer: &JwtIssuer,
         entry: &Entry,
-        seen: Option<Instant>,
-    ) -> Result<Arc<KeySet>, DiscoveryError> {
-        let _guard = entry.fetch_lock.lock().await;
-        if let Some(c) = entry.cached()
-            && seen.is_none_or(|s| c.fetched_at > s)
-        {
-            return Ok(c.keys.clone());
+        plan: Plan,
+    ) -> Result<Arc<KeySet>, Arc<DiscoveryError>> {
+        let mut rx = match plan {
+            Plan::Use(keys) => return Ok(keys),
+            Plan::Fail(e) => return Err(e),
+            Plan::Wait(rx) => rx,
+        };
+        // Two GETs, each bounded by the fetcher's timeout.
+        let bound = self.fetcher.timeout() * 2 + Duration::from_secs(1);
+        if !matches!(tokio::time::timeout(bound, rx.changed()).await, Ok(Ok(()))) {
+            tracing::error!(iss = issuer.iss(), "issuer key fetch never finished");
+            return Err(Arc::new(DiscoveryError::Abandoned));
         }
-        if let Ok(mut t) = entry.last_attempt.lock() {
-            *t = Some(Instant::now());
+        let now = self.clock.now();
+        let st = entry
+            .state
+            .lock()
+            .map_err(|_| Arc::new(DiscoveryError::Abandoned))?;
+        match (&st.last_error, &st.cached) {
+            (Some(e), _) if st.failures > 0 => Err(e.clone()),
+            (_, Some(c)) if now.duration_since(c.fetched_at) < self.settings.max_stale => {
+                Ok(c.keys.clone())
+            }
+            _ => Err(Arc::new(DiscoveryError::Abandoned)),
         }
-        let keys = Arc::new(self.fetch(issuer).await?);
-        tracing::info!(iss = issuer.iss(), kids = ?keys.kids(), "fetched issuer keys");
-        if let Ok(mut c) = entry.cached.write() {
-            *c = Some(Arc::new(Cached {
-                keys: keys.clone(),
-                fetched_at: Instant::now(),
-            }));
-        }
-        Ok(keys)
     }
+}
 
-    async fn fetch(&self, issuer: &JwtIssuer) -> Result<KeySet, DiscoveryError> {
-        let base = issuer.discovery_base().trim_end_matches('/');
-        let url = format!("{base}/.well-known/openid-configuration");
-        let doc = self.fetcher.get_json(&url).await?;
-        let found = doc
-            .get("issuer")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if found != issuer.iss() {
-            return Err(DiscoveryError::IssuerMismatch {
-                url,
-                expected: issuer.iss().to_owned(),
-                found: found.to_owned(),
-            });
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DiscoveryError::NoJwksUri { url: url.clone() })?;
-        let jwks_uri = internal_jwks_uri(issuer, jwks_uri);
-        let jwks = self.fetcher.get_json(&jwks_uri).await?;
-        let (set, skipped) =
-            KeySet::from_jwks_json(jwks.to_string().as_bytes()).map_err(|source| {
-                DiscoveryError::Jwks {
-                    url: jwks_uri.clone(),
-                    source,
-                }
-            })?;
-        for s in skipped {
-            tracing::debug!(iss = issuer.iss(), "{s}");
-        }
-        Ok(set)
+async fn fetch(fetcher: &HttpFetcher, issuer: &JwtIssuer) -> Result<KeySet, DiscoveryError> {
+    let base = issuer.discovery_base().trim_end_matches('/');
+    let url = format!("{base}/.well-known/openid-configuration");
+    let doc = fetcher.get_json(&url).await?;
+    let found = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if found != issuer.iss() {
+        return Err(DiscoveryError::IssuerMismatch {
+            url,
+            expected: issuer.iss().to_owned(),
+            found: found.to_owned(),
+        });
     }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| DiscoveryError::NoJwksUri { url: url.clone() })?;
+    let jwks_uri = internal_jwks_uri(issuer, jwks_uri);
+    let jwks = fetcher.get_json(&jwks_uri).await?;
+    let (set, skipped) = KeySet::from_jwks_json(jwks.to_string().as_bytes()).map_err(|source| {
+        DiscoveryError::Jwks {
+            url: jwks_uri.clone(),
+            source,
+        }
+    })?;
+    for s in skipped {
+        tracing::debug!(iss = issuer.iss(), "{s}");
+    }
+    Ok(set)
 }
 
 /// With `issInternal`, the discovery document still advertises public

@@ -70,6 +70,7 @@ pub fn build_app(settings: &Settings) -> Result<(Arc<App>, AuthzMetrics), Fatal>
             min_refetch: settings.idp_min_refetch,
             max_stale: settings.idp_keys_max_age,
             leeway_seconds: leeway,
+            ..IssuerSettings::default()
         },
     );
     let mut registry = prometheus_client::registry::Registry::default();
