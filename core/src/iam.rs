@@ -206,6 +206,28 @@ impl IamConfig {
         self.roles.iter()
     }
 
+    /// Valid but probably not meant, for the operator's log: with two or
+    /// more trusted issuers, a Role that does not test `jwt:iss` matches
+    /// subjects from every one of them (a `sub` at one IdP may be someone
+    /// else's at another).
+    pub fn warnings(&self) -> Vec<String> {
+        if self.issuers.len() < 2 {
+            return Vec::new();
+        }
+        self.roles
+            .iter()
+            .filter(|r| !r.condition().tests_claim("iss"))
+            .map(|r| {
+                format!(
+                    "{}: Role {:?} has no jwt:iss condition, so it matches subjects from all {} trusted issuers",
+                    r.origin(),
+                    r.name(),
+                    self.issuers.len()
+                )
+            })
+            .collect()
+    }
+
     /// Matches a verified subject token's claims against every Role.
     pub fn evaluate(&self, claims: &ClaimMap) -> Evaluation<'_> {
         let candidates = self.index.candidates(claims);

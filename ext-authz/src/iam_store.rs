@@ -55,6 +55,9 @@ pub fn load(dir: &Path) -> Result<(IamConfig, [u8; 32]), IamLoadError> {
         sources.push((name, text));
     }
     let config = IamConfig::from_yaml_sources(sources).map_err(IamLoadError::Invalid)?;
+    for w in config.warnings() {
+        tracing::warn!("IAM: {w}");
+    }
     Ok((config, print))
 }
 

@@ -78,6 +78,11 @@ impl Condition {
         self.requirements.iter().all(|r| r.matches(claims))
     }
 
+    /// Does some requirement test this claim (`iss`, not `jwt:iss`)?
+    pub fn tests_claim(&self, claim: &str) -> bool {
+        self.requirements.iter().any(|r| &*r.claim == claim)
+    }
+
     pub(crate) fn requirements(&self) -> &[Requirement] {
         &self.requirements
     }

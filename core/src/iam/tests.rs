@@ -992,3 +992,54 @@ fn the_config_is_send_and_sync() {
     assert_send_sync::<IamConfig>();
     assert_send_sync::<IamErrors>();
 }
+
+#[test]
+fn with_two_issuers_a_role_without_an_iss_condition_is_warned_about() {
+    let issuer = |name: &str, iss: &str| {
+        format!(
+            "apiVersion: iam.openfaas.com/v1\nkind: JwtIssuer\nmetadata: {{name: {name}}}\nspec:\n  iss: {iss}\n  aud: [openfaas]\n"
+        )
+    };
+    let roles = r#"apiVersion: iam.openfaas.com/v1
+kind: Policy
+metadata: {name: p}
+spec:
+  statement:
+  - {sid: "1", effect: Allow, action: ["Function:Invoke"], resource: ["*"]}
+---
+apiVersion: iam.openfaas.com/v1
+kind: Role
+metadata: {name: any-issuer}
+spec:
+  policy: [p]
+  principal:
+    jwt:sub: [alice]
+---
+apiVersion: iam.openfaas.com/v1
+kind: Role
+metadata: {name: pinned}
+spec:
+  policy: [p]
+  principal:
+    jwt:sub: [alice]
+  condition:
+    StringEqual:
+      jwt:iss: ["https://a.example"]
+"#;
+    let one = config(&[
+        ("a.yaml", &issuer("a", "https://a.example")),
+        ("r.yaml", roles),
+    ]);
+    assert!(one.warnings().is_empty());
+    let two = config(&[
+        ("a.yaml", &issuer("a", "https://a.example")),
+        ("b.yaml", &issuer("b", "https://b.example")),
+        ("r.yaml", roles),
+    ]);
+    let w = two.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("any-issuer") && w[0].contains("jwt:iss"),
+        "{w:?}"
+    );
+}
