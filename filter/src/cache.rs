@@ -123,6 +123,11 @@ impl TokenCache {
             self.evict(now);
         }
         let token: Rc<str> = Rc::from(token);
+        // `get` drops expired entries from the map but cannot find them in
+        // `order` cheaply: forget those here, before they pile up.
+        if self.order.len() >= 2 * self.len + 16 {
+            self.compact_order();
+        }
         self.order.push_back((k, token.clone()));
         self.map.entry(k).or_default().push(Entry {
             token,
@@ -132,6 +137,15 @@ impl TokenCache {
         self.len += 1;
     }
 
+    /// Keep in `order` only the tokens still in the map.
+    fn compact_order(&mut self) {
+        let map = &self.map;
+        self.order.retain(|(k, t)| {
+            map.get(k)
+                .is_some_and(|b| b.iter().any(|e| Rc::ptr_eq(&e.token, t)))
+        });
+    }
+
     /// Drop expired entries; if still nearly full, drop the oldest eighth,
     /// so a stream of new tokens pays for the sweep once per many inserts.
     fn evict(&mut self, now: u64) {
@@ -139,11 +153,7 @@ impl TokenCache {
             bucket.retain(|e| e.valid_until >= now);
         }
         self.map.retain(|_, b| !b.is_empty());
-        let map = &self.map;
-        self.order.retain(|(k, t)| {
-            map.get(k)
-                .is_some_and(|b| b.iter().any(|e| Rc::ptr_eq(&e.token, t)))
-        });
+        self.compact_order();
         self.len = self.map.values().map(Vec::len).sum();
         let target = self.capacity - (self.capacity / 8).max(1);
         while self.len > target {

@@ -90,3 +90,18 @@ fn tokens_sharing_a_tail_are_still_told_apart() {
     assert_eq!(c.get(&b, 0), Some(&denied));
     assert_eq!(c.len(), 2);
 }
+
+#[test]
+fn a_cache_that_stays_under_capacity_does_not_grow() {
+    // Tokens that expire and are looked up again leave the map; their place
+    // in the eviction order must go too, or a worker that never fills its
+    // cache grows without bound (a VM out of memory is a 503).
+    let mut c = TokenCache::new(1024);
+    for i in 0..100_000u64 {
+        let token = format!("token-{i}");
+        c.insert(&token, allow(), i + 1, i);
+        assert!(c.get(&token, i + 2).is_none(), "expired");
+        assert!(c.len() <= 1);
+        assert!(c.order.len() <= 2 * c.len() + 16, "order: {}", c.order.len());
+    }
+}
