@@ -28,17 +28,22 @@ pub struct SharedState {
     pub last_attempt_ms: u64,
     /// Consecutive failures, for the log and backoff.
     pub failures: u32,
+    /// Digest of the document `version` names. A fetch is "unchanged" only
+    /// when it matches this, never the shared document itself: that may
+    /// have been written by a worker whose record update then lost.
+    pub digest: u64,
 }
 
 impl SharedState {
     pub fn encode(&self) -> String {
         format!(
-            "v1 {} {} {} {} {}",
+            "v2 {} {} {} {} {} {:x}",
             self.version,
             self.next_fetch_ms,
             self.lease_until_ms,
             self.last_attempt_ms,
-            self.failures
+            self.failures,
+            self.digest
         )
     }
 
@@ -47,18 +52,25 @@ impl SharedState {
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut it = text.split(' ');
-        if it.next()? != "v1" {
+        if it.next()? != "v2" {
             return None;
         }
         let mut num = || it.next()?.parse::<u64>().ok();
-        let state = SharedState {
-            version: num()?,
-            next_fetch_ms: num()?,
-            lease_until_ms: num()?,
-            last_attempt_ms: num()?,
-            failures: u32::try_from(num()?).ok()?,
-        };
-        Some(state)
+        let (version, next_fetch_ms, lease_until_ms, last_attempt_ms) =
+            (num()?, num()?, num()?, num()?);
+        let failures = u32::try_from(num()?).ok()?;
+        let digest = u64::from_str_radix(it.next()?, 16).ok()?;
+        if it.next().is_some() {
+            return None;
+        }
+        Some(SharedState {
+            version,
+            next_fetch_ms,
+            lease_until_ms,
+            last_attempt_ms,
+            failures,
+            digest,
+        })
     }
 
     pub fn lease_free(&self, now_ms: u64) -> bool {
@@ -97,11 +109,12 @@ impl SharedState {
         retry_ms: u64,
     ) -> Self {
         match result {
-            FetchResult::Changed => SharedState {
+            FetchResult::Changed { digest } => SharedState {
                 version: self.version + 1,
                 next_fetch_ms: now_ms + refresh_ms,
                 lease_until_ms: 0,
                 failures: 0,
+                digest,
                 ..*self
             },
             FetchResult::Unchanged => SharedState {
@@ -128,7 +141,10 @@ impl SharedState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchResult {
-    Changed,
+    /// A document other than the one `version` names, with its digest.
+    Changed {
+        digest: u64,
+    },
     Unchanged,
     Failed,
 }
@@ -150,6 +166,14 @@ impl fmt::Display for FetchError {
             FetchError::Body(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// FNV-1a: a digest to tell JWKS documents apart, not a defence (the
+/// document comes from our own cluster and is verified as a JWKS).
+pub fn digest(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

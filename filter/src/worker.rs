@@ -259,10 +259,17 @@ impl Worker {
         let Some(keys) = self.keys.clone() else {
             // Before the first keys: wait for a fetch that is running or
             // about to, otherwise fail closed at once.
-            if can_wait && self.waiters.len() < MAX_WAITERS && self.fetch_soon(now_ms) {
-                return Verdict::Wait {
-                    fetch_by_ms: now_ms,
-                };
+            if can_wait && self.waiters.len() < MAX_WAITERS {
+                if let Some(started) = self.running_fetch(now_ms) {
+                    return Verdict::Wait {
+                        fetch_by_ms: started,
+                    };
+                }
+                if self.remote().is_some() && now_ms >= self.shared.next_fetch_ms {
+                    return Verdict::Wait {
+                        fetch_by_ms: now_ms,
+                    };
+                }
             }
             return Verdict::Final(Decision::Unavailable(Unavailable::NoKeys));
         };
@@ -304,6 +311,7 @@ impl Worker {
                 })
             }
             Err(TokenError::UnknownKid(kid)) if can_wait => match self.refetch_start(now_ms) {
+                Some(fetch_by_ms) if fetch_by_ms < now_ms => Verdict::Wait { fetch_by_ms },
                 Some(fetch_by_ms) => {
                     if !self.refetch_wanted {
                         host.log(
@@ -325,38 +333,36 @@ impl Worker {
         }
     }
 
-    /// When the refetch an unknown kid waits for will have started: now if
-    /// one is running or allowed, else when the rate limit next allows one.
-    /// None when nothing can be waited for (static keys, too many waiters).
-    /// A key ext-authz has just started signing with is thus accepted on its
-    /// first request even within `min_refetch_seconds` of the last fetch; a
-    /// flood of made-up kids still costs one fetch per window.
+    /// The fetch an unknown kid waits for, by when it starts: the one in
+    /// flight (here or in another worker), else one that starts on the next
+    /// tick if the rate limit allows. None: refuse it at once. So a request
+    /// waits for at most one fetch, bounded by `jwks.timeout_ms`; a flood
+    /// of made-up kids costs one fetch per `min_refetch_seconds` and parks
+    /// requests only while that fetch runs. A key ext-authz signs with is
+    /// published long before (publish before sign), so rotation costs no
+    /// request either way.
     fn refetch_start(&self, now_ms: u64) -> Option<u64> {
         let remote = self.remote()?;
         if self.waiters.len() >= MAX_WAITERS {
             return None;
         }
-        if self.fetch_running(now_ms) {
-            return Some(now_ms);
+        if let Some(started) = self.running_fetch(now_ms) {
+            return Some(started);
         }
-        Some(
-            now_ms.max(
-                self.shared
-                    .last_attempt_ms
-                    .saturating_add(remote.min_refetch_ms),
-            ),
-        )
+        self.shared
+            .refetch_allowed(now_ms, remote.min_refetch_ms)
+            .then_some(now_ms)
+    }
+
+    /// When the fetch in flight (here or in another worker) started.
+    fn running_fetch(&self, now_ms: u64) -> Option<u64> {
+        self.fetch_running(now_ms)
+            .then_some(self.shared.last_attempt_ms.min(now_ms))
     }
 
     /// A fetch is in flight here or in another worker.
     fn fetch_running(&self, now_ms: u64) -> bool {
         self.in_flight.is_some() || !self.shared.lease_free(now_ms)
-    }
-
-    /// A fetch is running or will start on the next tick.
-    fn fetch_soon(&self, now_ms: u64) -> bool {
-        self.remote().is_some()
-            && (self.fetch_running(now_ms) || now_ms >= self.shared.next_fetch_ms)
     }
 
     /// The one place a decision becomes a response. `own` says which of
@@ -596,12 +602,17 @@ impl Worker {
         let (outcome, fresh) = match result {
             Ok((set, body)) => {
                 self.metrics.inc(Counter::JwksFetchOk);
-                let same = host.shared_get(&jwks_key).0.as_deref() == Some(body.as_slice());
-                if same {
+                // Against the recorded digest, not the shared document: a
+                // document written by a worker whose record update lost
+                // would otherwise compare equal for ever, and no worker
+                // would install it.
+                let digest = crate::keys::digest(&body);
+                let recorded = self.read_state(host, &state_key).0;
+                if recorded.is_some_and(|s| s.version != 0 && s.digest == digest) {
                     (FetchResult::Unchanged, None)
                 } else {
                     host.shared_set(&jwks_key, &body, None);
-                    (FetchResult::Changed, Some(set))
+                    (FetchResult::Changed { digest }, Some(set))
                 }
             }
             Err(e) => {
@@ -639,9 +650,12 @@ impl Worker {
         }
         if let Some(next) = written {
             self.shared = next;
-            if let Some(set) = fresh {
-                self.install(host, Arc::new(set), next.version);
-            }
+        }
+        if let Some(set) = fresh {
+            // Ours to use even if the record update lost: the next fetch
+            // records it (its digest is not the recorded one).
+            let version = written.map_or(self.key_version, |n| n.version);
+            self.install(host, Arc::new(set), version);
         }
         self.resolve_waiters(host, |_| true);
     }

@@ -51,6 +51,9 @@ pub struct MockHost {
     next_cas: Cell<u32>,
     pub calls: RefCell<Vec<Call>>,
     pub call_fails: Cell<bool>,
+    /// The next this many compare-and-swaps lose, as if another worker had
+    /// written the key in between.
+    pub cas_losses: Cell<u32>,
     /// Contexts that no longer exist (the client went away).
     pub gone: RefCell<Vec<u32>>,
     /// Foreign functions: None means the host has none.
@@ -265,6 +268,10 @@ impl Host for MockHost {
 
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         let mut store = self.shared.borrow_mut();
+        if cas.is_some_and(|c| c != 0) && store.contains_key(key) && self.cas_losses.get() > 0 {
+            self.cas_losses.set(self.cas_losses.get() - 1);
+            return false;
+        }
         // Envoy's rule: a CAS only guards keys that already exist.
         if let (Some(want), Some((_, have))) = (cas, store.get(key))
             && want != 0

@@ -8,6 +8,7 @@ fn record_round_trips() {
         lease_until_ms: 0,
         last_attempt_ms: 1_699_999_999_000,
         failures: 2,
+        digest: 0xdead_beef_0123,
     };
     assert_eq!(SharedState::decode(s.encode().as_bytes()), Some(s));
 }
@@ -16,10 +17,13 @@ fn record_round_trips() {
 fn garbage_records_are_absent() {
     for bad in [
         "",
+        "v1 1 2 3 4 5",
         "v2 1 2 3 4 5",
-        "v1 1 2 3",
-        "v1 a b c d e",
-        "v1 1 2 3 4 99999999999",
+        "v2 1 2 3",
+        "v2 a b c d e f",
+        "v2 1 2 3 4 99999999999 f",
+        "v2 1 2 3 4 5 zz",
+        "v2 1 2 3 4 5 f 6",
     ] {
         assert_eq!(SharedState::decode(bad.as_bytes()), None, "{bad}");
     }
@@ -46,7 +50,7 @@ fn lease_blocks_other_workers_until_it_expires() {
 fn periodic_refresh_and_rate_limited_refetch() {
     let s = SharedState::default().leased(1_000, 5_000).after_fetch(
         1_200,
-        FetchResult::Changed,
+        FetchResult::Changed { digest: 1 },
         300_000,
         5_000,
     );

@@ -404,52 +404,137 @@ fn rotation_to_an_unknown_kid_refetches_once_and_is_rate_limited() {
     assert_eq!(h.calls.borrow().len(), 2, "one refetch for both waiters");
     serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
     assert_eq!(*h.resumed.borrow(), vec![1, 2]);
-    // A made-up kid right after: the rate limit (10 s) holds the request
-    // until the next refetch may start, and a flood costs one fetch.
+    // A made-up kid right after: within the rate limit (10 s) it is refused
+    // at once, not parked until the window opens, and costs no fetch.
     let bogus = TestKey::generate();
     for ctx in [3, 4, 5] {
         assert_eq!(
             send(&mut w, &h, ctx, "/", Some(&bearer(&key_token(&bogus, &h)))),
             Flow::Pause
         );
-    }
-    assert!(h.response_for(3).is_none());
-    h.advance(5_000);
-    w.on_tick(&h);
-    assert_eq!(h.calls.borrow().len(), 2, "not before the window opens");
-    h.advance(5_000);
-    w.on_tick(&h);
-    assert_eq!(h.calls.borrow().len(), 3, "one refetch when it does");
-    serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
-    for ctx in [3, 4, 5] {
-        let r = h.response_for(ctx).unwrap();
+        let r = h.response_for(ctx).expect("answered at once");
+        assert_eq!(r.status, 401);
         assert!(
             r.header("www-authenticate")
                 .unwrap()
                 .contains("unknown_kid")
         );
     }
+    h.advance(10_000);
+    w.on_tick(&h);
+    assert_eq!(h.calls.borrow().len(), 2, "a flood costs no fetch");
 }
 
 #[test]
-fn a_rotation_just_after_a_fetch_waits_for_the_window_instead_of_failing() {
+fn an_unknown_kid_is_never_parked_until_the_rate_limit_allows() {
+    // Once, such a request waited up to min_refetch_seconds (10 s): a
+    // client with a 5 s timeout got no answer, and an unauthenticated
+    // caller could park 512 requests per worker, bodies buffered.
     let (h, old, new) = (MockHost::new(T0), TestKey::generate(), TestKey::generate());
     let mut w = remote_worker(&h);
     w.on_tick(&h);
     serve(&mut w, &h, Some(&jwks(&[&old])), Some(200));
-    // Two seconds later ext-authz starts signing with a new key.
     h.advance(2_000);
+    w.on_tick(&h);
     assert_eq!(
         send(&mut w, &h, 1, "/", Some(&bearer(&key_token(&new, &h)))),
         Flow::Pause
     );
-    for _ in 0..80 {
-        h.advance(TICK_MS);
-        w.on_tick(&h);
+    assert_eq!(h.response_for(1).expect("at once").status, 401);
+    assert!(w.waiters.is_empty());
+}
+
+#[test]
+fn an_unknown_kid_waits_for_the_fetch_in_flight_and_no_longer() {
+    let store: SharedStore = Default::default();
+    let (h1, h2, old, new) = (
+        MockHost::sharing(T0, &store),
+        MockHost::sharing(T0, &store),
+        TestKey::generate(),
+        TestKey::generate(),
+    );
+    let mut w1 = remote_worker(&h1);
+    let mut w2 = remote_worker(&h2);
+    w1.on_tick(&h1);
+    serve(&mut w1, &h1, Some(&jwks(&[&old])), Some(200));
+    w2.on_tick(&h2);
+    // The periodic refresh: worker 1 fetches; worker 2 sees the lease.
+    for (h, w) in [(&h1, &mut w1), (&h2, &mut w2)] {
+        h.advance(60_000);
+        w.on_tick(h);
     }
-    assert_eq!(h.calls.borrow().len(), 2);
-    serve(&mut w, &h, Some(&jwks(&[&old, &new])), Some(200));
-    assert_eq!(*h.resumed.borrow(), vec![1]);
+    assert_eq!(h1.calls.borrow().len(), 2);
+    // A new kid during it, within the rate limit's window of that fetch:
+    // worker 2 waits for worker 1's fetch rather than refusing.
+    h2.advance(50);
+    assert_eq!(
+        send(&mut w2, &h2, 7, "/", Some(&bearer(&key_token(&new, &h2)))),
+        Flow::Pause
+    );
+    assert!(h2.response_for(7).is_none());
+    serve(&mut w1, &h1, Some(&jwks(&[&old, &new])), Some(200));
+    h2.advance(TICK_MS);
+    w2.on_tick(&h2);
+    assert_eq!(*h2.resumed.borrow(), vec![7]);
+
+    // A fetch that never answers: the waiter is answered when that fetch's
+    // timeout (5 s) is over, not when the rate limit next allows one.
+    for (h, w) in [(&h1, &mut w1), (&h2, &mut w2)] {
+        h.advance(60_000);
+        w.on_tick(h);
+    }
+    let bogus = TestKey::generate();
+    send(&mut w2, &h2, 8, "/", Some(&bearer(&key_token(&bogus, &h2))));
+    let mut waited = 0;
+    while h2.response_for(8).is_none() {
+        h2.advance(TICK_MS);
+        w2.on_tick(&h2);
+        waited += TICK_MS;
+        assert!(waited <= 5_000 + 3 * TICK_MS, "parked for {waited} ms");
+    }
+    assert_eq!(h2.response_for(8).unwrap().status, 401);
+}
+
+#[test]
+fn a_document_whose_record_update_lost_is_still_installed_everywhere() {
+    // The document was written before the record; if every CAS of the
+    // record lost, the version never moved, and every later fetch found the
+    // shared document "unchanged": no other worker ever got those keys.
+    let store: SharedStore = Default::default();
+    let (h1, h2, a, b) = (
+        MockHost::sharing(T0, &store),
+        MockHost::sharing(T0, &store),
+        TestKey::generate(),
+        TestKey::generate(),
+    );
+    let mut w1 = remote_worker(&h1);
+    let mut w2 = remote_worker(&h2);
+    w1.on_tick(&h1);
+    serve(&mut w1, &h1, Some(&jwks(&[&a])), Some(200));
+    w2.on_tick(&h2);
+    // Rotation: worker 1 fetches the new set, and its record update loses.
+    h1.advance(60_000);
+    w1.on_tick(&h1);
+    h1.cas_losses.set(4);
+    serve(&mut w1, &h1, Some(&jwks(&[&a, &b])), Some(200));
+    assert_eq!(h1.cas_losses.get(), 0);
+    // Worker 1 uses what it fetched.
+    let t_b = key_token(&b, &h1);
+    assert_eq!(
+        send(&mut w1, &h1, 1, "/", Some(&bearer(&t_b))),
+        Flow::Continue
+    );
+    // The next fetch of the same document records it; worker 2 installs it.
+    h1.advance(60_000);
+    w1.on_tick(&h1);
+    serve(&mut w1, &h1, Some(&jwks(&[&a, &b])), Some(200));
+    h2.advance(120_100);
+    w2.on_tick(&h2);
+    let t_b = key_token(&b, &h2);
+    assert_eq!(
+        send(&mut w2, &h2, 2, "/", Some(&bearer(&t_b))),
+        Flow::Continue
+    );
 }
 
 fn key_token(key: &TestKey, h: &MockHost) -> String {
@@ -486,11 +571,8 @@ fn withdrawn_key_stops_working_despite_the_cache() {
     h.advance(61_000);
     w.on_tick(&h);
     serve(&mut w, &h, Some(&jwks(&[&b])), Some(200));
-    // Unknown now: one more look when the rate limit allows, then 401.
+    // Unknown now, and just fetched: 401 at once.
     assert_eq!(send(&mut w, &h, 3, "/", Some(&bearer(&t))), Flow::Pause);
-    h.advance(10_000);
-    w.on_tick(&h);
-    serve(&mut w, &h, Some(&jwks(&[&b])), Some(200));
     assert_eq!(h.response_for(3).unwrap().status, 401);
 }
 
