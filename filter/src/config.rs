@@ -181,7 +181,9 @@ pub enum ConfigError {
     MaxTokenBytes,
     #[error("\"cache.max_entries\" must be at most {MAX_CACHE_ENTRIES}")]
     CacheSize,
-    #[error("\"exempt_paths\"[{0}] must start with '/' (a trailing '*' makes it a prefix)")]
+    #[error(
+        "\"exempt_paths\"[{0}] must start with '/' and be a plain path: no '//', '.' or '..' segments, '\\', '?', '#' or %-escapes of those (a trailing '*' makes it a prefix)"
+    )]
     ExemptPath(usize),
     #[error("token validation: {0}")]
     Validation(#[from] ValidationError),
@@ -269,10 +271,39 @@ pub struct Compiled {
 
 impl Compiled {
     /// Is this `:path` (query and fragment ignored) exempt from checks?
+    /// Only a path in plain form can be: `/public/../admin`, `//x` or
+    /// `/public/%2e%2e/admin` would match a prefix here and reach another
+    /// route upstream, so they need a token like any other path.
     pub fn is_exempt(&self, path: &str) -> bool {
         let path = path.split(['?', '#']).next().unwrap_or(path);
-        self.exempt.iter().any(|e| e.matches(path))
+        plain_path(path) && self.exempt.iter().any(|e| e.matches(path))
     }
+}
+
+/// Starts with `/`, and nothing a server might resolve to another path:
+/// no empty, `.` or `..` segment, no backslash, no percent-escape of `.`,
+/// `/`, `\\` or `%` itself (double encoding).
+fn plain_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%25"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return false;
+    }
+    // The last segment may be empty (`/public/`); no other may.
+    let segments: Vec<&str> = rest.split('/').collect();
+    let last = segments.len() - 1;
+    segments
+        .iter()
+        .enumerate()
+        .all(|(i, s)| !matches!(*s, "." | "..") && (i == last || !s.is_empty()))
 }
 
 /// What node metadata said about the workload, if anything.
@@ -350,7 +381,8 @@ fn compile_wire(wire: PluginConfig, node: &NodeIdentity) -> Result<Compiled, Con
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            if !p.starts_with('/') {
+            let plain = p.strip_suffix('*').unwrap_or(&p);
+            if !plain_path(plain) || plain.contains(['?', '#', '*']) {
                 return Err(ConfigError::ExemptPath(i));
             }
             Ok(match p.strip_suffix('*') {

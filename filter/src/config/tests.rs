@@ -244,3 +244,44 @@ fn shared_prefix_distinguishes_sources() {
     };
     assert_ne!(prefix(&a), prefix(&b));
 }
+
+#[test]
+fn only_plain_paths_are_exempt() {
+    // `/public/../admin` starts with `/public/`, and upstream it is /admin.
+    let mut cfg = remote_cfg();
+    cfg["exempt_paths"] = json!(["/public/*", "/_/health"]);
+    let c = compile_json(&cfg, &NodeIdentity::default()).unwrap();
+    assert!(c.is_exempt("/public/a/b?x=../y"));
+    assert!(c.is_exempt("/public/"));
+    assert!(c.is_exempt("/public/a%20b"));
+    for sneaky in [
+        "/public/../admin",
+        "/public/./x",
+        "/public/..",
+        "/public//admin",
+        "/public/%2e%2e/admin",
+        "/public/%2E%2E/admin",
+        "/public/..%2fadmin",
+        "/public/%2fadmin",
+        "/public/..%5cadmin",
+        "/public\\..\\admin",
+        "/public/%252e%252e/admin",
+        "/_/health/",
+        "//_/health",
+        "public/x",
+    ] {
+        assert!(!c.is_exempt(sneaky), "{sneaky}");
+    }
+}
+
+#[test]
+fn exempt_paths_must_be_plain() {
+    for bad in [
+        "/a/../b", "/a//b", "/a/%2e/b", "/a?x", "/a*b*", "a/b", "/a\\b",
+    ] {
+        let mut cfg = remote_cfg();
+        cfg["exempt_paths"] = json!(["/ok", bad]);
+        let e = compile_json(&cfg, &NodeIdentity::default()).unwrap_err();
+        assert!(e.to_string().contains("exempt_paths\"[1]"), "{bad}: {e}");
+    }
+}
