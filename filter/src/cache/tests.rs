@@ -102,6 +102,10 @@ fn a_cache_that_stays_under_capacity_does_not_grow() {
         c.insert(&token, allow(), i + 1, i);
         assert!(c.get(&token, i + 2).is_none(), "expired");
         assert!(c.len() <= 1);
-        assert!(c.order.len() <= 2 * c.len() + 16, "order: {}", c.order.len());
+        assert!(
+            c.order.len() <= 2 * c.len() + 16,
+            "order: {}",
+            c.order.len()
+        );
     }
 }
