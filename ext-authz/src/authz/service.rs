@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse,
@@ -158,10 +159,17 @@ impl GrpcServices {
             drain.not_serving().await;
             tracing::info!("ext_authz gRPC server draining: health is NOT_SERVING");
         };
+        // Envoy keeps its ext_authz connections for days: find dead peers
+        // (a node gone without a FIN) instead of holding them for ever.
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(health)
             .add_service(authz)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal)
+            .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(ServeError)?;
         tracing::info!("ext_authz gRPC server stopped; calls in flight finished");
