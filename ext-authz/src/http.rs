@@ -269,7 +269,8 @@ fn metrics(app: &App) -> Response<Body> {
 /// A client must send a request's headers within this, and its body within
 /// [`BODY_READ_TIMEOUT`]: a slow client cannot hold a connection and a task
 /// forever (slowloris). Idle keep-alive connections are closed after
-/// [`HEADER_READ_TIMEOUT`] too, when the next request's headers do not come.
+/// [`HEADER_READ_TIMEOUT`] too, when the next request's headers do not come
+/// (hyper starts that timer whenever it waits for a request head).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -280,11 +281,21 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Infallible> {
+    serve_with(listener, app, shutdown, HEADER_READ_TIMEOUT).await
+}
+
+/// [`serve`] with another header-read timeout (tests).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+    header_read_timeout: Duration,
+) -> Result<(), Infallible> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())

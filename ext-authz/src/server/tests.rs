@@ -156,3 +156,49 @@ async fn a_listen_address_in_use_is_a_bind_error() {
     let r = run(settings, std::future::pending(), |_| {}).await;
     assert!(matches!(r, Err(Fatal::Bind(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn slow_or_idle_clients_are_cut_off_after_the_header_read_timeout() {
+    let iam = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("0001.pem"), TestKey::generate().sec1_pem()).unwrap();
+    let args = Args {
+        issuer: Some("http://gateway.test".into()),
+        iam_dir: Some(iam.path().to_owned()),
+        signing_key_dir: Some(keys.path().to_owned()),
+        ..Args::default()
+    };
+    let (app, _) = build_app(&Settings::resolve(args, &HashMap::new()).unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(crate::http::serve_with(
+        listener,
+        app,
+        std::future::pending(),
+        Duration::from_millis(300),
+    ));
+    let closed_within = |mut s: TcpStream| async move {
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("the server kept the connection open"),
+            }
+        }
+    };
+    // Headers that never end (slowloris).
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-a: ")
+        .await
+        .unwrap();
+    assert!(closed_within(slow).await < Duration::from_secs(2));
+    // A keep-alive connection that goes quiet after a request.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(idle).await < Duration::from_secs(2));
+    server.abort();
+}
