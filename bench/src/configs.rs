@@ -38,9 +38,11 @@ pub fn bootstrap(filters: Vec<Value>, clusters: Vec<Value>) -> Result<String> {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": LISTENER,
                         "codec_type": "AUTO",
-                        // Room for the largest token the filter accepts, as
-                        // in the project's own Envoy configs.
+                        // Room for the largest token the filter accepts, and
+                        // `_` refused in header names, as in the project's
+                        // own Envoy configs.
                         "max_request_headers_kb": 128,
+                        "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
                         "route_config": {
                             "name": "local",
                             "virtual_hosts": [{

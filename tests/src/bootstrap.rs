@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! listener "sidecar" 127.0.0.1:0
-//!   HCM (max_request_headers_kb: 128)
+//!   HCM (max_request_headers_kb: 128, header names with `_` refused)
 //!     [envoy.filters.http.wasm: the filter, if configured] -> router -> cluster "upstream"
 //! cluster "upstream"  STATIC 127.0.0.1:<echo port>
 //! cluster "jwks"      STATIC 127.0.0.1:<jwks port, or CLOSED_PORT>, connect timeout 1 s
@@ -274,6 +274,9 @@ fn listener(spec: &ListenerSpec) -> Result<Value> {
                     // Large enough that an oversized (100 KB) token reaches
                     // the filter instead of being cut off by the codec.
                     "max_request_headers_kb": 128,
+                    // As in every config we ship: `x_faas_mesh_auth_subject`
+                    // cannot pose as the filter's header.
+                    "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
                     "route_config": {
                         "name": "local",
                         "virtual_hosts": [{

@@ -425,7 +425,7 @@ impl Drop for Envoy {
 }
 
 /// `/stats?format=json`: `{"stats":[{"name":..,"value":..}, {"histograms":..}]}`.
-fn parse_stats(body: &str) -> Result<BTreeMap<String, u64>> {
+pub(crate) fn parse_stats(body: &str) -> Result<BTreeMap<String, u64>> {
     let v: Value = serde_json::from_str(body).context("admin /stats is not JSON")?;
     let entries = v
         .get("stats")

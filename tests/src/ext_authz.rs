@@ -358,6 +358,16 @@ impl ExtAuthz {
         Ok(key)
     }
 
+    /// Write `key` as `name` into the key directory (atomically), as a
+    /// kubelet delivers a Secret's new key.
+    pub fn write_key(&self, name: &str, key: &PemKey) -> Result<()> {
+        write_atomically(&self.key_dir, name, key.pem.as_bytes())?;
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push((name.to_owned(), key.clone()));
+        }
+        Ok(())
+    }
+
     /// Send SIGTERM and wait for the process to exit.
     pub async fn sigterm_and_wait(&mut self) -> Result<ExitStatus> {
         self.proc.terminate(STOP_TIMEOUT).await
@@ -391,7 +401,21 @@ pub fn form_encode(fields: &[(&str, &str)]) -> String {
         .unwrap_or_default()
 }
 
-fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
+/// Whether this ext-authz binary has command-line flag `flag` (its
+/// `--help` names it): for harness code that works with builds before and
+/// after a flag lands.
+pub fn ext_authz_supports(binary: &Path, flag: &str) -> Result<bool> {
+    let out = Command::new(binary)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} --help", binary.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains(flag))
+}
+
+/// Write a file so readers never see half of it: a hidden temporary file
+/// renamed into place.
+pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("renaming to {name}"))?;

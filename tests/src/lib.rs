@@ -47,5 +47,10 @@ pub use oidc::{
     JoseCheck, NODE_BIN_ENV, OidcOpts, OidcProvider, jose_verify, oidc_dir, watchdog_check,
 };
 
+// Network faults between two processes (the soak's IdP outage).
+mod fault_proxy;
+
+pub use fault_proxy::{FaultMode, FaultProxy};
+
 // The whole system on one machine: `make run` and the end-to-end test.
 pub mod stack;

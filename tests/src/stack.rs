@@ -15,10 +15,22 @@
 //! JwtIssuer for the local provider, and the Policy and Role from the
 //! OpenFaaS docs bound to the demo client. The signing key is generated on
 //! first run into the state folder (git-ignored) and kept.
+//!
+//! ext-authz may run as several replicas ([`StackOpts::replicas`]), as in a
+//! cluster: they share the IAM folder (one ConfigMap) and each has its own
+//! key folder (the same Secret, which the kubelet delivers to each pod at
+//! its own time). Every Envoy cluster that reaches ext-authz lists every
+//! replica, with health checks and retries (`envoy/`), so one replica
+//! restarting ([`Stack::restart_ext_authz`]) costs no request. `make run`
+//! runs one replica on its fixed ports, so the walkthrough has one address
+//! to print; `make soak` runs two on free ports. With
+//! [`StackOpts::idp_proxy`], ext-authz reaches the IdP through a
+//! [`FaultProxy`] (the JwtIssuer's `issInternal`), so a test can cut it off.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -27,6 +39,7 @@ use serde_json::json;
 use crate::echo::EchoUpstream;
 use crate::envoy::Envoy;
 use crate::ext_authz::{ExtAuthz, ExtAuthzOpts, PemKey};
+use crate::fault_proxy::FaultProxy;
 use crate::oidc::{OidcOpts, OidcProvider};
 use crate::paths::{filter_wasm, repo_root};
 
@@ -183,6 +196,18 @@ pub struct StackOpts {
     pub concurrency: u32,
     /// How often the filters refresh their keys.
     pub jwks_refresh_seconds: u64,
+    /// ext-authz replicas (at least one). The first listens on the ports of
+    /// `ports`, the others on free ones.
+    pub replicas: usize,
+    /// More ext-authz flags, given to every replica.
+    pub ext_authz_args: Vec<String>,
+    /// Reach the IdP through a [`FaultProxy`] (the JwtIssuer's
+    /// `issInternal`), for tests that cut it off.
+    pub idp_proxy: bool,
+    /// The generated JwtIssuer's `tokenExpiry`.
+    pub token_expiry: String,
+    /// Lifetime of the IdP's access tokens.
+    pub idp_token_ttl: Duration,
 }
 
 impl StackOpts {
@@ -194,13 +219,24 @@ impl StackOpts {
             reload_interval: Duration::from_secs(1),
             concurrency: 2,
             jwks_refresh_seconds: 60,
+            replicas: 1,
+            ext_authz_args: Vec::new(),
+            idp_proxy: false,
+            token_expiry: "30m".to_owned(),
+            idp_token_ttl: Duration::from_secs(3600),
         }
     }
 }
 
 pub struct Stack {
     pub oidc: OidcProvider,
-    pub ext_authz: ExtAuthz,
+    /// The ext-authz replicas, in the order of [`replica_name`].
+    pub replicas: Vec<ExtAuthz>,
+    /// How each replica was started (its ports fixed after the first start),
+    /// to start it again the same way.
+    replica_opts: Vec<ExtAuthzOpts>,
+    /// Between ext-authz and the IdP, with [`StackOpts::idp_proxy`].
+    pub idp_proxy: Option<FaultProxy>,
     pub sidecars: Envoy,
     pub gateway: Envoy,
     /// Each function and its echo server.
@@ -209,6 +245,13 @@ pub struct Stack {
     pub gateway_api: EchoUpstream,
     gateway_url: String,
     iam_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+/// `ext-authz-a`, `ext-authz-b`, …: how logs and reports name replica `i`.
+pub fn replica_name(i: usize) -> String {
+    let letter = u8::try_from(i % 26).map_or('?', |n| char::from(b'a' + n));
+    format!("ext-authz-{letter}")
 }
 
 /// `{{NAME}}` → value, and a clear error if any placeholder is left.
@@ -237,7 +280,16 @@ fn free_port() -> Result<u16> {
 
 /// The demo IAM objects: the docs' Policy and Role, bound to the local
 /// provider's client, plus an admin policy for the /system/ API.
-pub fn demo_iam(oidc_issuer: &str, client_id: &str) -> Vec<(String, String)> {
+/// `iss_internal`: where ext-authz reaches the provider, if not at its `iss`.
+pub fn demo_iam(
+    oidc_issuer: &str,
+    client_id: &str,
+    iss_internal: Option<&str>,
+    token_expiry: &str,
+) -> Vec<(String, String)> {
+    let internal = iss_internal
+        .map(|url| format!("  # ext-authz reaches the provider here (a fault-injecting proxy).\n  issInternal: {url}\n"))
+        .unwrap_or_default();
     vec![
         (
             "jwtissuer.yaml".into(),
@@ -250,9 +302,9 @@ metadata:
   namespace: openfaas
 spec:
   iss: {oidc_issuer}
-  aud:
+{internal}  aud:
     - openfaas
-  tokenExpiry: 30m
+  tokenExpiry: {token_expiry}
 "#
             ),
         ),
@@ -314,6 +366,23 @@ spec:
     ]
 }
 
+/// Every `*.pem` of `from` copied into `to` (created), as the same Secret
+/// is mounted into each replica.
+fn copy_keys(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)?.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "pem") {
+            let target = to.join(entry.file_name());
+            if !target.exists() {
+                std::fs::copy(&path, &target)
+                    .with_context(|| format!("copying {} to {}", path.display(), to.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A signing key kept across runs in `dir`, generated when there is none.
 fn ensure_signing_key(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -352,10 +421,21 @@ impl Stack {
 
         let oidc = OidcProvider::start(OidcOpts {
             port: opts.ports.oidc,
+            ttl: opts.idp_token_ttl,
             ..OidcOpts::default()
         })
         .await
         .context("starting the OpenID provider")?;
+        let idp_proxy = if opts.idp_proxy {
+            let idp: SocketAddr = oidc
+                .issuer()
+                .trim_start_matches("http://")
+                .parse()
+                .with_context(|| format!("the provider's issuer {}", oidc.issuer()))?;
+            Some(FaultProxy::start(idp).await?)
+        } else {
+            None
+        };
 
         let key_dir = state.join("keys");
         ensure_signing_key(&key_dir)?;
@@ -364,23 +444,49 @@ impl Stack {
             None => {
                 let dir = state.join("iam");
                 std::fs::create_dir_all(&dir)?;
-                for (name, yaml) in demo_iam(oidc.issuer(), oidc.client_id()) {
+                let internal = idp_proxy.as_ref().map(FaultProxy::url);
+                for (name, yaml) in demo_iam(
+                    oidc.issuer(),
+                    oidc.client_id(),
+                    internal.as_deref(),
+                    &opts.token_expiry,
+                ) {
                     std::fs::write(dir.join(name), yaml)?;
                 }
                 dir
             }
         };
-        let ext_authz = ExtAuthz::start(
-            ExtAuthzOpts::new(&gateway_url)
-                .dirs(&iam_dir, &key_dir)
-                .listen(opts.ports.ext_authz_http, opts.ports.ext_authz_grpc)
-                .reload_interval(opts.reload_interval),
-        )
-        .await
-        .context("starting ext-authz")?;
+        let mut replicas = Vec::new();
+        let mut replica_opts = Vec::new();
+        for i in 0..opts.replicas.max(1) {
+            let (keys, http, grpc) = if i == 0 {
+                (
+                    key_dir.clone(),
+                    opts.ports.ext_authz_http,
+                    opts.ports.ext_authz_grpc,
+                )
+            } else {
+                let dir = state.join(format!("keys-{}", replica_name(i)));
+                copy_keys(&key_dir, &dir)?;
+                (dir, 0, 0)
+            };
+            let mut o = ExtAuthzOpts::new(&gateway_url)
+                .dirs(&iam_dir, &keys)
+                .listen(http, grpc)
+                .reload_interval(opts.reload_interval);
+            o.args.clone_from(&opts.ext_authz_args);
+            let replica = ExtAuthz::start(o.clone())
+                .await
+                .with_context(|| format!("starting {}", replica_name(i)))?;
+            // Started again on the same ports.
+            o = o.listen(replica.http_addr().port(), replica.grpc_addr().port());
+            replicas.push(replica);
+            replica_opts.push(o);
+        }
+        let http_addrs: Vec<SocketAddr> = replicas.iter().map(ExtAuthz::http_addr).collect();
+        let grpc_addrs: Vec<SocketAddr> = replicas.iter().map(ExtAuthz::grpc_addr).collect();
 
-        let sidecars_yaml =
-            Self::sidecars_config(&opts, &functions, ext_authz.http_addr(), &gateway_url)?;
+        let sidecars_yaml = Self::sidecars_config(&opts, &functions, &http_addrs, &gateway_url)?;
         std::fs::write(state.join("sidecars.yaml"), &sidecars_yaml)?;
         let sidecars = Envoy::builder(sidecars_yaml)
             .concurrency(opts.concurrency)
@@ -393,7 +499,7 @@ impl Stack {
             gateway_port,
             &functions,
             &sidecars,
-            &ext_authz,
+            (&http_addrs, &grpc_addrs),
             gateway_api.addr(),
         )?;
         std::fs::write(state.join("gateway.yaml"), &gateway_yaml)?;
@@ -405,20 +511,23 @@ impl Stack {
 
         Ok(Stack {
             oidc,
-            ext_authz,
+            replicas,
+            replica_opts,
+            idp_proxy,
             sidecars,
             gateway,
             functions,
             gateway_api,
             gateway_url,
             iam_dir,
+            state_dir: state.clone(),
         })
     }
 
     fn sidecars_config(
         opts: &StackOpts,
         functions: &[(Function, EchoUpstream)],
-        ext_authz_http: SocketAddr,
+        ext_authz_http: &[SocketAddr],
         issuer: &str,
     ) -> Result<String> {
         let (listener_t, filter_t) = (
@@ -472,7 +581,7 @@ impl Stack {
             &[
                 ("SIDECARS_ADMIN_PORT", opts.ports.sidecars_admin.to_string()),
                 ("SIDECAR_LISTENERS", listeners.trim_end().to_owned()),
-                ("EXT_AUTHZ_HTTP_PORT", ext_authz_http.port().to_string()),
+                ("EXT_AUTHZ_HTTP_ENDPOINTS", endpoints(ext_authz_http)),
                 ("FUNCTION_CLUSTERS", clusters.trim_end().to_owned()),
             ],
         )
@@ -483,7 +592,7 @@ impl Stack {
         gateway_port: u16,
         functions: &[(Function, EchoUpstream)],
         sidecars: &Envoy,
-        ext_authz: &ExtAuthz,
+        (ext_authz_http, ext_authz_grpc): (&[SocketAddr], &[SocketAddr]),
         gateway_api: SocketAddr,
     ) -> Result<String> {
         let mut routes = String::new();
@@ -523,25 +632,72 @@ impl Stack {
                 ("GATEWAY_PORT", gateway_port.to_string()),
                 ("FUNCTION_ROUTES", routes.trim_end().to_owned()),
                 (
-                    "EXT_AUTHZ_HTTP_PORT",
-                    ext_authz.http_addr().port().to_string(),
+                    "ACCESS_LOG",
+                    opts.state_dir
+                        .join(GATEWAY_ACCESS_LOG)
+                        .display()
+                        .to_string(),
                 ),
-                (
-                    "EXT_AUTHZ_GRPC_PORT",
-                    ext_authz.grpc_addr().port().to_string(),
-                ),
+                ("EXT_AUTHZ_HTTP_ENDPOINTS", endpoints(ext_authz_http)),
+                ("EXT_AUTHZ_GRPC_ENDPOINTS", endpoints(ext_authz_grpc)),
                 ("GATEWAY_API_PORT", gateway_api.port().to_string()),
                 ("FUNCTION_CLUSTERS", clusters.trim_end().to_owned()),
             ],
         )
     }
 
+    /// SIGTERM replica `i`, wait for it to exit, and start it again on the
+    /// same ports with the same folders, as a rollout or a crash loop would.
+    /// Returns how it exited and its log (the new process logs afresh).
+    pub async fn restart_ext_authz(&mut self, i: usize) -> Result<(ExitStatus, String)> {
+        let opts = self
+            .replica_opts
+            .get(i)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no ext-authz replica {i}"))?;
+        let replica = self
+            .replicas
+            .get_mut(i)
+            .ok_or_else(|| anyhow::anyhow!("no ext-authz replica {i}"))?;
+        let status = replica.sigterm_and_wait().await?;
+        let log = replica.log();
+        *replica = ExtAuthz::start(opts)
+            .await
+            .with_context(|| format!("starting {} again", replica_name(i)))?;
+        Ok((status, log))
+    }
+
+    /// The first replica: the one `make run` prints.
+    pub fn ext_authz(&self) -> &ExtAuthz {
+        &self.replicas[0]
+    }
+
+    /// Where the gateway writes its access log.
+    pub fn access_log_path(&self) -> PathBuf {
+        self.state_dir.join(GATEWAY_ACCESS_LOG)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// `http://127.0.0.1:<port>` of the sidecar listener of function `id`.
+    pub fn sidecar_url(&self, id: &str) -> Result<String> {
+        let f = FUNCTIONS
+            .iter()
+            .find(|f| f.id() == id)
+            .ok_or_else(|| anyhow::anyhow!("no function {id}"))?;
+        self.sidecars.listener_url(&format!("sidecar-{}", f.slug()))
+    }
+
     /// Stop everything, front to back, each process cleanly.
     pub async fn stop(mut self) {
         self.gateway.stop();
         self.sidecars.stop();
-        if let Err(e) = self.ext_authz.sigterm_and_wait().await {
-            eprintln!("ext-authz did not stop cleanly: {e:#}");
+        for (i, replica) in self.replicas.iter_mut().enumerate() {
+            if let Err(e) = replica.sigterm_and_wait().await {
+                eprintln!("{} did not stop cleanly: {e:#}", replica_name(i));
+            }
         }
         if let Err(e) = self.oidc.stop().await {
             eprintln!("the OpenID provider did not stop cleanly: {e:#}");
@@ -632,11 +788,29 @@ curl -i "{gw}/system/secrets?namespace=openfaas-fn" -H "Authorization: Bearer $A
 
 Ctrl-C stops everything.
 "#,
-            ext = self.ext_authz.http_url(),
-            grpc = self.ext_authz.grpc_addr(),
+            ext = self.ext_authz().http_url(),
+            grpc = self.ext_authz().grpc_addr(),
             iam = self.iam_dir.display(),
         )
     }
+}
+
+/// The gateway's access log, in the state folder.
+pub const GATEWAY_ACCESS_LOG: &str = "gateway-access.log";
+
+/// `lb_endpoints` entries, one per address, for the templates.
+fn endpoints(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| {
+            format!(
+                "        - endpoint: {{address: {{socket_address: {{address: {}, port_value: {}}}}}}}",
+                a.ip(),
+                a.port()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn cluster(out: &mut String, name: &str, addr: SocketAddr) {

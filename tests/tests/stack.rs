@@ -32,6 +32,11 @@ async fn start() -> (Stack, tempfile::TempDir) {
     let state = tempfile::tempdir().unwrap();
     let mut opts = StackOpts::new(Ports::any(), state.path());
     opts.reload_interval = Duration::from_millis(200);
+    // A key added while running signs this long after ext-authz first sees
+    // it (10 min by default): longer than the filters take to refresh, so
+    // they have it before the first token under it.
+    opts.jwks_refresh_seconds = 1;
+    opts.ext_authz_args = vec!["--key-publish-delay".into(), "3s".into()];
     let stack = Stack::start(opts).await.unwrap();
     (stack, state)
 }
@@ -283,7 +288,7 @@ async fn a_key_rotation_is_picked_up_with_no_failed_request() {
     };
 
     // Rotate: a newer key file in ext-authz's key directory.
-    let key_dir = stack.ext_authz.key_dir().to_owned();
+    let key_dir = stack.ext_authz().key_dir().to_owned();
     let new_key = PemKey::generate().unwrap();
     std::fs::write(key_dir.join("9999-rotated.pem"), &new_key.pem).unwrap();
     let new_token = wait_for(T, "tokens signed with the new key", || async {

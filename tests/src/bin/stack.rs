@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
-                let log = stack.ext_authz.log();
+                let log = stack.ext_authz().log();
                 for line in log.lines().skip(shown) {
                     if line.contains("audit") {
                         println!("{line}");
