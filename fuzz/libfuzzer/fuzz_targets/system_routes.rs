@@ -1,0 +1,4 @@
+//! libFuzzer entry for `mesh_auth_fuzz::system_routes`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mesh_auth_fuzz::system_routes(data));
