@@ -54,3 +54,6 @@ pub use fault_proxy::{FaultMode, FaultProxy};
 
 // The whole system on one machine: `make run` and the end-to-end test.
 pub mod stack;
+
+// `make soak`: the stack under load and faults, for minutes.
+pub mod soak;

@@ -646,10 +646,15 @@ impl Stack {
         )
     }
 
-    /// SIGTERM replica `i`, wait for it to exit, and start it again on the
-    /// same ports with the same folders, as a rollout or a crash loop would.
-    /// Returns how it exited and its log (the new process logs afresh).
-    pub async fn restart_ext_authz(&mut self, i: usize) -> Result<(ExitStatus, String)> {
+    /// SIGTERM replica `i`, wait for it to exit, leave it down for
+    /// `down_for` (a pod being rescheduled), and start it again on the same
+    /// ports with the same folders. Returns how it exited and its log (the
+    /// new process logs afresh).
+    pub async fn restart_ext_authz(
+        &mut self,
+        i: usize,
+        down_for: Duration,
+    ) -> Result<(ExitStatus, String)> {
         let opts = self
             .replica_opts
             .get(i)
@@ -661,6 +666,7 @@ impl Stack {
             .ok_or_else(|| anyhow::anyhow!("no ext-authz replica {i}"))?;
         let status = replica.sigterm_and_wait().await?;
         let log = replica.log();
+        tokio::time::sleep(down_for).await;
         *replica = ExtAuthz::start(opts)
             .await
             .with_context(|| format!("starting {} again", replica_name(i)))?;
