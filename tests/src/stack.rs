@@ -744,6 +744,7 @@ faas-mesh-auth is running:
   ext-authz         {ext}   (gRPC {grpc})
   functions         openfaas-fn:env, dev:env, staging:env (protected), openfaas-fn:nodeinfo (no auth)
   IAM objects       {iam}   (edit them: ext-authz reloads)
+  access log        {access}   (the gateway's; paths without their query)
 
 # 1. Get an IdP token with the client-credentials flow:
 export IDP_TOKEN_URL="{idp}/token"
@@ -797,6 +798,7 @@ Ctrl-C stops everything.
             ext = self.ext_authz().http_url(),
             grpc = self.ext_authz().grpc_addr(),
             iam = self.iam_dir.display(),
+            access = self.access_log_path().display(),
         )
     }
 }
