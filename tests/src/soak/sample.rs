@@ -130,7 +130,9 @@ pub fn envoy_stat_wanted(name: &str) -> bool {
     ];
     name.starts_with("wasmcustom.faas_mesh_auth.")
         || name.starts_with("http.gateway.ext_authz.")
-        || (name.starts_with("http.") && name.ends_with("downstream_rq_5xx"))
+        || (name.starts_with("http.")
+            && !name.starts_with("http.admin.")
+            && name.ends_with("downstream_rq_5xx"))
         || name.ends_with("requests_rejected_with_underscores_in_headers")
         || (name.starts_with("cluster.ext-authz-")
             && CLUSTER_STATS.iter().any(|s| {
