@@ -127,7 +127,7 @@ async fn two_replicas_rotate_under_load_without_a_failed_request() {
             let mut round = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 round += 1;
-                let (here, there) = if (round + w) % 2 == 0 {
+                let (here, there) = if (round + w).is_multiple_of(2) {
                     (&a, &b)
                 } else {
                     (&b, &a)
