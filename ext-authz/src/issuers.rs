@@ -57,7 +57,7 @@ impl Default for IssuerSettings {
             max_stale: Duration::from_secs(24 * 3600),
             leeway_seconds: 30,
             retry_min: Duration::from_secs(1),
-            retry_max: Duration::from_secs(8),
+            retry_max: Duration::from_secs(4),
         }
     }
 }
