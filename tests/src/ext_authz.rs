@@ -401,18 +401,6 @@ pub fn form_encode(fields: &[(&str, &str)]) -> String {
         .unwrap_or_default()
 }
 
-/// Whether this ext-authz binary has command-line flag `flag` (its
-/// `--help` names it): for harness code that works with builds before and
-/// after a flag lands.
-pub fn ext_authz_supports(binary: &Path, flag: &str) -> Result<bool> {
-    let out = Command::new(binary)
-        .arg("--help")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {} --help", binary.display()))?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains(flag))
-}
-
 /// Write a file so readers never see half of it: a hidden temporary file
 /// renamed into place.
 pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {

@@ -38,10 +38,9 @@ pub use report::SoakReport;
 use sample::{Proc, Procs, Sample, Source};
 use tally::Tally;
 
-use crate::ext_authz::ext_authz_supports;
 use crate::stack::{Ports, Stack, StackOpts, replica_name};
 
-/// ext-authz's flag for publish-before-sign key rotation (issue 9, defect 6).
+/// ext-authz's flag for publish-before-sign key rotation.
 pub const KEY_PUBLISH_DELAY_FLAG: &str = "--key-publish-delay";
 
 /// What to run.
@@ -167,23 +166,15 @@ impl SoakPlan {
 /// An error means the soak could not run; a run that finds failures
 /// returns a report that did not pass.
 pub async fn run(plan: SoakPlan) -> Result<SoakReport> {
-    let bin = crate::ext_authz::ext_authz_bin()?;
-    let has_publish_delay = ext_authz_supports(&bin, KEY_PUBLISH_DELAY_FLAG)?;
-    let mut notes = Vec::new();
-    let mut args = vec![
+    let notes = Vec::new();
+    let args = vec![
         "--idp-jwks-refresh".to_owned(),
         format!("{}s", plan.idp_jwks_refresh.as_secs()),
         "--idp-timeout".to_owned(),
         format!("{}s", plan.idp_timeout.as_secs()),
+        KEY_PUBLISH_DELAY_FLAG.to_owned(),
+        format!("{}s", plan.key_publish_delay.as_secs()),
     ];
-    if has_publish_delay {
-        args.push(KEY_PUBLISH_DELAY_FLAG.to_owned());
-        args.push(format!("{}s", plan.key_publish_delay.as_secs()));
-    } else {
-        notes.push(format!(
-            "ext-authz has no {KEY_PUBLISH_DELAY_FLAG} (issue 9, defect 6 not fixed): the rotation ran without it"
-        ));
-    }
 
     std::fs::create_dir_all(&plan.state_dir)
         .with_context(|| format!("creating {}", plan.state_dir.display()))?;

@@ -206,7 +206,7 @@ impl Ctx<'_> {
                     // One poll of slack: the name's time is whole seconds.
                     if t + Duration::from_secs(1) < not_before {
                         self.fail(format!(
-                            "{replica} signed with {name} at {}, before the time in its name ({}): a key must not sign before every replica and filter has it (issue 9, defect 6)",
+                            "{replica} signed with {name} at {}, before the time in its name ({}): a key must not sign before every replica and filter has it",
                             clock(t),
                             clock(not_before)
                         ));
@@ -382,7 +382,7 @@ impl Ctx<'_> {
         }
         if recovered.elapsed() > limit {
             self.fail(format!(
-                "a token under the IdP's new kid was not accepted within {limit:?} of the IdP's recovery (issue 9, defect 4)"
+                "a token under the IdP's new kid was not accepted within {limit:?} of the IdP's recovery"
             ));
         }
         self.load.tokens.hold_idp.store(false, Ordering::Relaxed);
@@ -422,7 +422,7 @@ impl Ctx<'_> {
                         ))
                     } else {
                         Outcome::Unexpected(format!(
-                            "503 temporarily_unavailable after {} s, IdP {phase}: a down IdP must fail exchanges fast (issue 9, defect 4)",
+                            "503 temporarily_unavailable after {} s, IdP {phase}: a down IdP must fail exchanges fast",
                             latency.as_secs()
                         ))
                     }
