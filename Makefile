@@ -138,7 +138,7 @@ soak: setup wasm
 	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' SOAK_MINUTES='$(SOAK_MINUTES)' \
 		$(CARGO_TARGET_DIR)/debug/soak
 
-# The benchmark of issue 5 (bench/): the filter in Envoy against plain Envoy,
+# The benchmark (bench/): the filter in Envoy against plain Envoy,
 # native jwt_authn and a do-nothing wasm filter; ext-authz under load. Prints
 # the tables and writes bench/results/latest.md; bench/RESULTS.md is the
 # record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
@@ -176,9 +176,11 @@ bench: $(ENVOY_STAMP)
 
 # Coverage-guided fuzzing (fuzz/): each target of FUZZ_TARGETS runs for
 # FUZZ_SECONDS under libFuzzer, from the committed corpus and seeds made by
-# code; afterwards the corpus is minimised (-merge=1) back into
-# fuzz/corpus/<target>/, and crashes are left in fuzz/libfuzzer/artifacts/
-# (a crash fails the target, the others still run). cargo-fuzz is pinned and
+# code; afterwards the corpus is minimised back into fuzz/corpus/<target>/
+# (-merge=1 on edges alone, -use_counters=0, to keep it small; the full
+# corpus stays in $(CARGO_TARGET_DIR)/fuzz for the next run), and crashes are left in fuzz/libfuzzer/artifacts/
+# (a crash, or a new artifact when -fork -ignore_crashes kept it running,
+# fails the target; the others still run). cargo-fuzz is pinned and
 # installed into .venv; its -Z flags are accepted on stable Rust through
 # RUSTC_BOOTSTRAP=1. FUZZ_SANITIZER=none builds without ASan (faster);
 # FUZZ_FLAGS adds libFuzzer flags (e.g. -fork=1 -ignore_crashes=1).
@@ -203,12 +205,14 @@ fuzz: $(CARGO_FUZZ_STAMP)
 	@failed=""; for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
 		mkdir -p '$(FUZZ_WORK)/corpus/'$$t '$(FUZZ_DIR)/artifacts/'$$t '$(ROOT)/fuzz/corpus/'$$t; \
+		found=$$(ls '$(FUZZ_DIR)/artifacts/'$$t | wc -l); \
 		$(CARGO_FUZZ_RUN) $$t '$(FUZZ_WORK)/corpus/'$$t '$(ROOT)/fuzz/corpus/'$$t '$(FUZZ_WORK)/seeds/'$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 $(FUZZ_FLAGS) \
 			|| failed="$$failed $$t"; \
+		[ "$$(ls '$(FUZZ_DIR)/artifacts/'$$t | wc -l)" = "$$found" ] || failed="$$failed $$t"; \
 		rm -rf '$(FUZZ_WORK)/merged/'$$t && mkdir -p '$(FUZZ_WORK)/merged/'$$t; \
 		$(CARGO_FUZZ_RUN) $$t '$(FUZZ_WORK)/merged/'$$t '$(ROOT)/fuzz/corpus/'$$t '$(FUZZ_WORK)/corpus/'$$t \
-			'$(FUZZ_WORK)/seeds/'$$t -- -merge=1 -timeout=10 >'$(FUZZ_WORK)/merge-'$$t.log 2>&1 \
+			'$(FUZZ_WORK)/seeds/'$$t -- -merge=1 -use_counters=0 -timeout=10 >'$(FUZZ_WORK)/merge-'$$t.log 2>&1 \
 			&& rm -rf '$(ROOT)/fuzz/corpus/'$$t && cp -r '$(FUZZ_WORK)/merged/'$$t '$(ROOT)/fuzz/corpus/'$$t \
 			&& echo "== fuzz $$t: corpus $$(ls '$(ROOT)/fuzz/corpus/'$$t | wc -l) files, $$(du -sk '$(ROOT)/fuzz/corpus/'$$t | cut -f1) KiB" \
 			|| echo "== fuzz $$t: corpus merge failed, kept the old one (see $(FUZZ_WORK)/merge-$$t.log)"; \
