@@ -138,7 +138,7 @@ soak: setup wasm
 	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' SOAK_MINUTES='$(SOAK_MINUTES)' \
 		$(CARGO_TARGET_DIR)/debug/soak
 
-# The benchmark (bench/): the filter in Envoy against plain Envoy,
+# The benchmark of issue 5 (bench/): the filter in Envoy against plain Envoy,
 # native jwt_authn and a do-nothing wasm filter; ext-authz under load. Prints
 # the tables and writes bench/results/latest.md; bench/RESULTS.md is the
 # record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
