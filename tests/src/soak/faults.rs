@@ -234,7 +234,9 @@ impl Ctx<'_> {
     async fn iam_reload(&mut self, broken_for: Duration) -> Result<()> {
         let dir = self.stack.iam_dir().to_owned();
         let before = self.reload_counts().await?;
-        crate::ext_authz::write_atomically(&dir, "soak-extra.yaml", EXTRA_IAM.as_bytes())?;
+        // A different change each time: the same file again is no change.
+        let extra = EXTRA_IAM.replace("soak-nobody", &format!("soak-nobody-{}", unix_now()));
+        crate::ext_authz::write_atomically(&dir, "soak-extra.yaml", extra.as_bytes())?;
         self.note("IAM: soak-extra.yaml written (a valid Policy and Role for another subject)");
         self.wait_reloads(&before, "applied", "the valid change")
             .await?;
@@ -334,55 +336,67 @@ impl Ctx<'_> {
         }
         let recovered = Instant::now();
         self.note("IdP reachable again");
+        // Every replica must take the new kid within the limit, each on its
+        // own (each fetches the IdP's keys itself). Clients keep the IdP
+        // token they hold until then: one under the new kid could meet a
+        // replica whose retry has not come round yet.
         let limit = Duration::from_secs(10);
-        loop {
-            let (r, latency) = self
-                .load
-                .exchange_at(
-                    &self.load.token_url(),
-                    &token,
-                    ID_TOKEN,
-                    Some("function"),
-                    None,
-                )
-                .await;
-            let since = recovered.elapsed();
-            let what = "IdP(new kid) → function, after the IdP recovered";
-            let outcome = judge(Expect::Issued, &r, latency, self.load.slow);
-            if outcome == Outcome::Ok {
-                self.tally().record(Kind::Exchange, what, outcome, latency);
-                self.note(format!(
-                    "a token under the IdP's new kid is accepted {:.1} s after the IdP recovered",
-                    since.as_secs_f64()
-                ));
-                break;
+        let urls: Vec<(String, String)> = self
+            .stack
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (crate::stack::replica_name(i), r.token_url()))
+            .collect();
+        let mut pending: Vec<(String, String)> = urls;
+        while !pending.is_empty() {
+            let mut still = Vec::new();
+            for (name, url) in pending {
+                let (r, latency) = self
+                    .load
+                    .exchange_at(&url, &token, ID_TOKEN, Some("function"), None)
+                    .await;
+                let since = recovered.elapsed();
+                let what = "IdP(new kid) → function at each replica, after the IdP recovered";
+                let outcome = judge(Expect::Issued, &r, latency, self.load.slow);
+                if outcome == Outcome::Ok {
+                    self.tally().record(Kind::Exchange, what, outcome, latency);
+                    self.note(format!(
+                        "{name} accepts a token under the IdP's new kid {:.1} s after the IdP recovered",
+                        since.as_secs_f64()
+                    ));
+                    continue;
+                }
+                let unavailable = r
+                    .as_ref()
+                    .ok()
+                    .and_then(super::load::Resp::oauth_error)
+                    .as_deref()
+                    == Some("temporarily_unavailable");
+                if since <= limit && unavailable {
+                    self.tally().record(
+                        Kind::Exchange,
+                        what,
+                        Outcome::Expected(
+                            "503 temporarily_unavailable: within 10 s of the IdP's recovery".into(),
+                        ),
+                        latency,
+                    );
+                } else {
+                    self.tally().record(Kind::Exchange, what, outcome, latency);
+                }
+                if since <= limit + Duration::from_secs(20) {
+                    still.push((name, url));
+                }
             }
-            let unavailable = r
-                .as_ref()
-                .ok()
-                .and_then(super::load::Resp::oauth_error)
-                .as_deref()
-                == Some("temporarily_unavailable");
-            if since <= limit && unavailable {
-                self.tally().record(
-                    Kind::Exchange,
-                    what,
-                    Outcome::Expected(
-                        "503 temporarily_unavailable: within 10 s of the IdP's recovery".into(),
-                    ),
-                    latency,
-                );
-            } else {
-                self.tally().record(Kind::Exchange, what, outcome, latency);
+            pending = still;
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            if since > limit + Duration::from_secs(20) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if recovered.elapsed() > limit {
+        if recovered.elapsed() > limit + Duration::from_secs(1) {
             self.fail(format!(
-                "a token under the IdP's new kid was not accepted within {limit:?} of the IdP's recovery"
+                "a token under the IdP's new kid was not accepted by every replica within {limit:?} of the IdP's recovery"
             ));
         }
         self.load.tokens.hold_idp.store(false, Ordering::Relaxed);
