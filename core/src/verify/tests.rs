@@ -553,3 +553,36 @@ fn raw_signatures_become_minimal_der() {
     let p = p256::ecdsa::Signature::from_slice(&sig).unwrap();
     assert_eq!(es256_signature_to_der(&sig).unwrap(), p.to_der().as_bytes());
 }
+
+#[test]
+fn both_signature_paths_refuse_for_the_same_reason_whatever_the_claims() {
+    // Found by fuzzing: `{}` under a valid signature was `missing_exp` on
+    // the host path and `wrong_issuer` in pure Rust, whose library checks
+    // the claims in another order.
+    let f = fixture();
+    let host =
+        |token: &str| verify_with::<GatewayClaims>(token, &f.keys, &f.validation, NOW, &DerHost);
+    let mut cases = vec![json!({}), json!({"iss": ISS}), json!({"aud": ISS})];
+    for (k, v) in [
+        ("iss", json!("https://evil")),
+        ("aud", json!("x")),
+        ("exp", json!(NOW - 600)),
+        ("nbf", json!(NOW + 999)),
+        ("iat", json!(NOW + 999)),
+    ] {
+        let mut c = function_claims(ISS, NOW, 300, &["*"]);
+        c[k] = v;
+        cases.push(c.clone());
+        // With exp gone as well: which reason wins must not depend on the path.
+        c.as_object_mut().unwrap().remove("exp");
+        cases.push(c);
+    }
+    for c in cases {
+        let token = f.key.sign(&c);
+        assert_eq!(
+            host(&token).map(|_| ()),
+            f.check(&token).map(|_| ()),
+            "{c}"
+        );
+    }
+}
