@@ -55,6 +55,7 @@ help:
 	@echo "make run          the whole system on 127.0.0.1 (prints the curl walkthrough; Ctrl-C stops it)"
 	@echo "make soak         the whole system under load and faults for SOAK_MINUTES (10); writes bench/SOAK.md"
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (600) from fuzz/corpus; FUZZ_TARGETS=\"verify jwks\" to choose"
+	@echo "make bench        the filter and ext-authz against their baselines; writes bench/results/latest.md"
 	@echo "make clean        remove build output and .venv"
 
 setup: $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
@@ -138,7 +139,7 @@ soak: setup wasm
 	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' SOAK_MINUTES='$(SOAK_MINUTES)' \
 		$(CARGO_TARGET_DIR)/debug/soak
 
-# The benchmark of issue 5 (bench/): the filter in Envoy against plain Envoy,
+# The benchmark (bench/): the filter in Envoy against plain Envoy,
 # native jwt_authn and a do-nothing wasm filter; ext-authz under load. Prints
 # the tables and writes bench/results/latest.md; bench/RESULTS.md is the
 # record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
@@ -177,12 +178,13 @@ bench: $(ENVOY_STAMP)
 # Coverage-guided fuzzing (fuzz/): each target of FUZZ_TARGETS runs for
 # FUZZ_SECONDS under libFuzzer, from the committed corpus and seeds made by
 # code; afterwards the corpus is minimised back into fuzz/corpus/<target>/
-# (-merge=1 on edges alone, -use_counters=0, to keep it small; the full
-# corpus stays in $(CARGO_TARGET_DIR)/fuzz for the next run), and crashes are left in fuzz/libfuzzer/artifacts/
-# (a crash, or a new artifact when -fork -ignore_crashes kept it running,
-# fails the target; the others still run). cargo-fuzz is pinned and
-# installed into .venv; its -Z flags are accepted on stable Rust through
-# RUSTC_BOOTSTRAP=1. FUZZ_SANITIZER=none builds without ASan (faster);
+# (a set cover of its edges, -set_cover_merge=1 -use_counters=0, to keep it
+# small; the full corpus stays in $(CARGO_TARGET_DIR)/fuzz for the next
+# run). Crashes are
+# left in fuzz/libfuzzer/artifacts/: a crash, or a new artifact when -fork
+# -ignore_crashes kept it running, fails the target; the others still run.
+# cargo-fuzz is pinned and installed into .venv; its -Z flags are accepted
+# on stable Rust through RUSTC_BOOTSTRAP=1. FUZZ_SANITIZER=none builds without ASan (faster);
 # FUZZ_FLAGS adds libFuzzer flags (e.g. -fork=1 -ignore_crashes=1).
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ_STAMP := $(VENV)/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
@@ -212,7 +214,7 @@ fuzz: $(CARGO_FUZZ_STAMP)
 		[ "$$(ls '$(FUZZ_DIR)/artifacts/'$$t | wc -l)" = "$$found" ] || failed="$$failed $$t"; \
 		rm -rf '$(FUZZ_WORK)/merged/'$$t && mkdir -p '$(FUZZ_WORK)/merged/'$$t; \
 		$(CARGO_FUZZ_RUN) $$t '$(FUZZ_WORK)/merged/'$$t '$(ROOT)/fuzz/corpus/'$$t '$(FUZZ_WORK)/corpus/'$$t \
-			'$(FUZZ_WORK)/seeds/'$$t -- -merge=1 -use_counters=0 -timeout=10 >'$(FUZZ_WORK)/merge-'$$t.log 2>&1 \
+			'$(FUZZ_WORK)/seeds/'$$t -- -set_cover_merge=1 -use_counters=0 -timeout=10 >'$(FUZZ_WORK)/merge-'$$t.log 2>&1 \
 			&& rm -rf '$(ROOT)/fuzz/corpus/'$$t && cp -r '$(FUZZ_WORK)/merged/'$$t '$(ROOT)/fuzz/corpus/'$$t \
 			&& echo "== fuzz $$t: corpus $$(ls '$(ROOT)/fuzz/corpus/'$$t | wc -l) files, $$(du -sk '$(ROOT)/fuzz/corpus/'$$t | cut -f1) KiB" \
 			|| echo "== fuzz $$t: corpus merge failed, kept the old one (see $(FUZZ_WORK)/merge-$$t.log)"; \
