@@ -80,7 +80,19 @@ impl TestKey {
 
     /// Sign an arbitrary header and payload: `b64(h).b64(p).b64(sig)`.
     pub fn sign_raw(&self, header: &Value, payload: &Value) -> String {
-        let input = format!("{}.{}", b64_json(header), b64_json(payload));
+        self.sign_bytes(
+            header.to_string().as_bytes(),
+            payload.to_string().as_bytes(),
+        )
+    }
+
+    /// Sign header and payload bytes as they are, valid JSON or not.
+    pub fn sign_bytes(&self, header: &[u8], payload: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
         let sig: Signature = self.signing.sign(input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
     }

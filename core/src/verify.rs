@@ -291,7 +291,11 @@ pub fn verify_with<C: DeserializeOwned>(
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| TokenError::Malformed("header is not base64url"))?;
-    let header: Header = serde_json::from_slice(&header_bytes)
+    // JSON is UTF-8 (RFC 8259); serde_json does not check the strings it
+    // skips, so an unknown member could carry any bytes past it.
+    let header_text = std::str::from_utf8(&header_bytes)
+        .map_err(|_| TokenError::Malformed("header is not UTF-8"))?;
+    let header: Header = serde_json::from_str(header_text)
         .map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
     if header.crit.is_some() {
         return Err(TokenError::CriticalHeader);
@@ -329,12 +333,7 @@ pub fn verify_with<C: DeserializeOwned>(
         .map_err(|_| TokenError::BadSignature)?;
     let jwt: JWTClaims<C> = match signatures.verify(key, signing_input, &signature) {
         Some(false) => return Err(TokenError::BadSignature),
-        Some(true) => {
-            let payload = URL_SAFE_NO_PAD
-                .decode(payload_b64)
-                .map_err(|_| TokenError::MalformedClaims)?;
-            serde_json::from_slice(&payload).map_err(|_| TokenError::MalformedClaims)?
-        }
+        Some(true) => decode_claims(payload_b64)?,
         None => {
             let mut options = validation.options.clone();
             options.artificial_time = Some(Duration::from_secs(now));
@@ -346,7 +345,8 @@ pub fn verify_with<C: DeserializeOwned>(
                 KeyMaterial::EdDsa(pk) => pk.verify_token(token, Some(options)),
             };
             match result.map_err(|e| classify(&e)) {
-                Ok(jwt) => jwt,
+                // The same claims the native path would read, or none.
+                Ok(jwt) => decode_claims::<serde::de::IgnoredAny>(payload_b64).map(|_| jwt)?,
                 // jwt-simple checked the signature and then the claims, in
                 // its own order: give the reason step 6 gives, the same as
                 // the native path would, whenever step 6 refuses too.
@@ -357,12 +357,7 @@ pub fn verify_with<C: DeserializeOwned>(
                     | TokenError::NotYetValid
                     | TokenError::IssuedInFuture),
                 ) => {
-                    let jwt: JWTClaims<C> = URL_SAFE_NO_PAD
-                        .decode(payload_b64)
-                        .ok()
-                        .and_then(|p| serde_json::from_slice(&p).ok())
-                        .ok_or(e.clone())?;
-                    check_claims(jwt, validation, now)?;
+                    check_claims(decode_claims::<C>(payload_b64)?, validation, now)?;
                     return Err(e);
                 }
                 Err(e) => return Err(e),
@@ -376,6 +371,15 @@ pub fn verify_with<C: DeserializeOwned>(
         alg: key.alg,
         claims,
     })
+}
+
+/// The payload's claims: base64url, UTF-8, then JSON.
+fn decode_claims<C: DeserializeOwned>(payload_b64: &str) -> Result<JWTClaims<C>, TokenError> {
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| TokenError::MalformedClaims)?;
+    let text = std::str::from_utf8(&payload).map_err(|_| TokenError::MalformedClaims)?;
+    serde_json::from_str(text).map_err(|_| TokenError::MalformedClaims)
 }
 
 /// `iat`, `nbf` and `exp` (required) with the leeway, then `iss` and `aud`.

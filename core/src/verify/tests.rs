@@ -582,3 +582,35 @@ fn both_signature_paths_refuse_for_the_same_reason_whatever_the_claims() {
         assert_eq!(host(&token).map(|_| ()), f.check(&token).map(|_| ()), "{c}");
     }
 }
+
+#[test]
+fn json_that_is_not_utf8_is_refused_on_both_paths() {
+    // Found by fuzzing: serde_json does not check the strings it skips, so
+    // an unknown member could carry bytes that are not UTF-8 and the token
+    // was accepted; JSON is UTF-8 (RFC 8259) and other verifiers refuse it.
+    let f = fixture();
+    let host =
+        |token: &str| verify_with::<GatewayClaims>(token, &f.keys, &f.validation, NOW, &DerHost);
+    let mut header = format!(
+        r#"{{"alg":"ES256","typ":"JWT","kid":"{}","x":"a"#,
+        f.key.kid
+    )
+    .into_bytes();
+    header.extend_from_slice(&[0xff, 0xfe]);
+    header.extend_from_slice(br#""}"#);
+    let claims = function_claims(ISS, NOW, 300, &["*"]).to_string();
+    let token = f.key.sign_bytes(&header, claims.as_bytes());
+    for r in [f.check(&token).map(|_| ()), host(&token).map(|_| ())] {
+        assert_eq!(r, Err(TokenError::Malformed("header is not UTF-8")));
+    }
+    let good_header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{}"}}"#, f.key.kid);
+    let mut payload = claims.trim_end_matches('}').as_bytes().to_vec();
+    payload.extend_from_slice(b",\"x\":\"\xff\"}");
+    let token = f.key.sign_bytes(good_header.as_bytes(), &payload);
+    for r in [f.check(&token).map(|_| ()), host(&token).map(|_| ())] {
+        assert_eq!(r, Err(TokenError::MalformedClaims));
+    }
+    // The same with valid bytes passes both ways.
+    let token = f.key.sign_bytes(good_header.as_bytes(), claims.as_bytes());
+    assert!(f.check(&token).is_ok() && host(&token).is_ok());
+}
