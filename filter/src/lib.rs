@@ -13,8 +13,8 @@ pub mod headers;
 pub mod host;
 pub mod keys;
 pub mod metrics;
-pub mod native;
 pub mod roots;
+pub mod signatures;
 pub mod worker;
 
 #[cfg(target_arch = "wasm32")]

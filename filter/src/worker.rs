@@ -21,7 +21,7 @@ use crate::config::{Compiled, Crypto, IdentitySource, KeySource, Mode, RemoteJwk
 use crate::host::{Host, LogLevel};
 use crate::keys::{FetchError, FetchResult, SharedState};
 use crate::metrics::{Counter, Metrics};
-use crate::native::{HostSignatures, Native};
+use crate::signatures::{HostSignatures, Native};
 
 /// Headers this filter sets. Stripped from every incoming request first, so
 /// a client can never forge them.

@@ -1,9 +1,9 @@
-//! Envoy's native signature verification: the `verify_signature` foreign
-//! function, BoringSSL outside the wasm VM. ES256 there costs a fraction of
-//! pure Rust inside V8, and a cold token (one not in the cache) is exactly
-//! that cost. Where the host lacks the function (older Envoys, other
-//! proxies), the first call says so and every later one goes straight to
-//! the pure-Rust check.
+//! The filter's [`SignatureVerifier`]: Envoy's native `verify_signature`
+//! foreign function, BoringSSL outside the wasm VM. ES256 there costs a
+//! fraction of pure Rust inside V8, and a cold token (one not in the cache)
+//! is exactly that cost. Where the host lacks the function (older Envoys,
+//! other proxies), the first call says so and every later one goes straight
+//! to the pure-Rust check.
 
 use std::cell::Cell;
 
