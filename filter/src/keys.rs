@@ -1,180 +1,282 @@
-//! The JWKS lifecycle for one key source, shared by every Envoy worker.
+//! The JWKS lifecycle of one root context: the keys requests are verified
+//! with and, when they come from a cluster, fetching them, sharing one fetch
+//! among Envoy's workers, backing off, and refetching early for an unknown
+//! `kid`. The worker asks [`Keys`] for the keys and whether a request may
+//! wait for a fetch; the tick and the call's response drive the rest, and
+//! each step returns the [`Change`] the worker must act on.
 //!
 //! Each worker runs its own VM, so without coordination N workers would
 //! fetch N times. Workers instead agree through proxy-wasm shared data:
 //! - `<prefix>jwks` holds the last good JWKS document;
-//! - `<prefix>state` holds a small record: the document's version, when the
-//!   next refresh is due, a fetch lease, and when the last fetch started.
+//! - `<prefix>state` holds a small record ([`SharedState`]): the document's
+//!   version, when the next refresh is due, a fetch lease, and when the last
+//!   fetch started.
 //!
 //! A worker takes the lease with a compare-and-swap before fetching, so one
 //! fetch serves all. Everyone polls the small record on its tick and reloads
 //! the document only when the version moves. A failed fetch keeps the last
-//! good document. This module is the pure part: record encoding and the
-//! decisions; `worker.rs` does the I/O through the host.
+//! good document.
 
-use std::fmt;
+mod fetch;
+mod shared;
 
-/// The shared record. Encoded as short text so it is cheap to copy on every
-/// tick and readable in a debugger.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SharedState {
-    /// Bumped whenever `jwks` changes. 0: no document yet.
-    pub version: u64,
-    /// When the next periodic fetch is due (ms since the epoch).
-    pub next_fetch_ms: u64,
-    /// A fetch is in flight until this time; 0 when free.
-    pub lease_until_ms: u64,
-    /// When the last fetch started, for rate-limiting unknown-kid refetches.
-    pub last_attempt_ms: u64,
-    /// Consecutive failures, for the log and backoff.
-    pub failures: u32,
-    /// Digest of the document `version` names. A fetch is "unchanged" only
-    /// when it matches this, never the shared document itself: that may
-    /// have been written by a worker whose record update then lost.
-    pub digest: u64,
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mesh_auth_core::jwks::KeySet;
+
+use crate::config::{KeySource, RemoteJwks};
+use crate::host::{Host, LogLevel};
+use crate::metrics::{Counter, Metrics};
+
+pub use fetch::FetchError;
+pub use shared::SharedState;
+
+/// Largest JWKS response read from the host.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// What a step of the lifecycle changed, for the worker to act on.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing a request waits for.
+    None,
+    /// A fetch ended without new keys: its waiters can be answered.
+    FetchEnded,
+    /// New keys are in use: cached verdicts are void, and waiters can be
+    /// answered.
+    NewKeys,
 }
 
-impl SharedState {
-    pub fn encode(&self) -> String {
-        format!(
-            "v2 {} {} {} {} {} {:x}",
-            self.version,
-            self.next_fetch_ms,
-            self.lease_until_ms,
-            self.last_attempt_ms,
-            self.failures,
-            self.digest
-        )
+/// The shared record as one tick read it: the lease is taken only if no
+/// worker wrote the record since.
+#[must_use]
+#[derive(Debug)]
+pub struct Snapshot {
+    state: SharedState,
+    cas: Option<u32>,
+}
+
+/// A cluster to fetch from, and the names of its entries in shared data.
+#[derive(Debug)]
+struct Remote {
+    source: RemoteJwks,
+    state_key: String,
+    jwks_key: String,
+}
+
+/// One root context's keys and, when they are fetched, where that stands.
+pub struct Keys {
+    /// What requests are verified with; None until the first fetch.
+    current: Option<Arc<KeySet>>,
+    /// None for `local_jwks`: nothing to fetch.
+    remote: Option<Rc<Remote>>,
+    /// Version of the shared document `current` came from.
+    version: u64,
+    /// The shared record as last read.
+    shared: SharedState,
+    /// Our own JWKS call in flight, if any.
+    in_flight: Option<u32>,
+    /// A request waits for a kid no key has: fetch before the refresh is due.
+    refetch_wanted: bool,
+}
+
+impl Keys {
+    pub fn new(host: &dyn Host, source: &KeySource) -> Self {
+        let (current, remote) = match source {
+            KeySource::Local(set) => (Some(set.clone()), None),
+            KeySource::Remote(r) => {
+                let prefix = r.shared_key_prefix();
+                let remote = Remote {
+                    source: r.clone(),
+                    state_key: format!("{prefix}state"),
+                    jwks_key: format!("{prefix}jwks"),
+                };
+                (None, Some(Rc::new(remote)))
+            }
+        };
+        let keys = Keys {
+            current,
+            remote,
+            version: 0,
+            shared: SharedState::default(),
+            in_flight: None,
+            refetch_wanted: false,
+        };
+        keys.init_shared(host);
+        keys
     }
 
-    /// None for anything this version did not write; the caller then treats
-    /// the record as absent and overwrites it.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut it = text.split(' ');
-        if it.next()? != "v2" {
-            return None;
+    /// Create the shared record if nobody has. Racing creators are harmless:
+    /// the lease is only ever taken with a CAS on an existing record.
+    fn init_shared(&self, host: &dyn Host) {
+        if let Some(remote) = &self.remote
+            && host.shared_get(&remote.state_key).0.is_none()
+        {
+            host.shared_set(
+                &remote.state_key,
+                SharedState::default().encode().as_bytes(),
+                None,
+            );
         }
-        let mut num = || it.next()?.parse::<u64>().ok();
-        let (version, next_fetch_ms, lease_until_ms, last_attempt_ms) =
-            (num()?, num()?, num()?, num()?);
-        let failures = u32::try_from(num()?).ok()?;
-        let digest = u64::from_str_radix(it.next()?, 16).ok()?;
-        if it.next().is_some() {
-            return None;
+    }
+
+    /// The keys to verify with now; None before the first fetch.
+    pub fn current(&self) -> Option<Arc<KeySet>> {
+        self.current.clone()
+    }
+
+    /// How long a fetch may run (0 for local keys): bounds a waiter.
+    pub fn fetch_timeout_ms(&self) -> u64 {
+        self.remote.as_ref().map_or(0, |r| r.source.timeout_ms)
+    }
+
+    // ---- may a request wait? ---------------------------------------------
+
+    /// Before the first keys: when the fetch a request may wait for starts,
+    /// one running or due now. None: fail closed at once.
+    pub fn first_fetch_by(&self, now_ms: u64) -> Option<u64> {
+        if let Some(started) = self.running_fetch(now_ms) {
+            return Some(started);
         }
-        Some(SharedState {
-            version,
-            next_fetch_ms,
-            lease_until_ms,
-            last_attempt_ms,
-            failures,
-            digest,
-        })
+        (self.remote.is_some() && now_ms >= self.shared.next_fetch_ms).then_some(now_ms)
     }
 
-    pub fn lease_free(&self, now_ms: u64) -> bool {
-        self.lease_until_ms <= now_ms
-    }
-
-    /// Should a fetch start now? Periodic refresh, or an unknown `kid` seen
-    /// and the rate limit allows another look.
-    pub fn fetch_due(&self, now_ms: u64, refetch_wanted: bool, min_refetch_ms: u64) -> bool {
-        self.lease_free(now_ms)
-            && (now_ms >= self.next_fetch_ms
-                || (refetch_wanted && self.refetch_allowed(now_ms, min_refetch_ms)))
-    }
-
-    pub fn refetch_allowed(&self, now_ms: u64, min_refetch_ms: u64) -> bool {
-        now_ms >= self.last_attempt_ms.saturating_add(min_refetch_ms)
-    }
-
-    /// The record with the lease taken.
-    pub fn leased(&self, now_ms: u64, timeout_ms: u64) -> Self {
-        SharedState {
-            // The lease outlives the call's own timeout, so a worker that
-            // dies mid-fetch only delays the next one.
-            lease_until_ms: now_ms + timeout_ms + 1_000,
-            last_attempt_ms: now_ms,
-            ..*self
-        }
-    }
-
-    /// The record after a fetch: the lease released and the next fetch set.
-    pub fn after_fetch(
-        &self,
+    /// A token names `kid`, which no key has: when the fetch its request may
+    /// wait for starts. The one in flight (here or in another worker), else
+    /// one that starts on the next tick if the rate limit allows. None:
+    /// refuse it at once. So a request waits for at most one fetch, bounded
+    /// by `jwks.timeout_ms`; a flood of made-up kids costs one fetch per
+    /// `min_refetch_seconds` and parks requests only while that fetch runs.
+    /// A key ext-authz signs with is published long before (publish before
+    /// sign), so rotation costs no request either way.
+    pub fn await_kid(
+        &mut self,
+        host: &dyn Host,
+        metrics: &Metrics,
+        kid: &str,
         now_ms: u64,
-        result: FetchResult,
-        refresh_ms: u64,
-        retry_ms: u64,
-    ) -> Self {
-        match result {
-            FetchResult::Changed { digest } => SharedState {
-                version: self.version + 1,
-                next_fetch_ms: now_ms + refresh_ms,
-                lease_until_ms: 0,
-                failures: 0,
-                digest,
-                ..*self
-            },
-            FetchResult::Unchanged => SharedState {
-                next_fetch_ms: now_ms + refresh_ms,
-                lease_until_ms: 0,
-                failures: 0,
-                ..*self
-            },
-            FetchResult::Failed => {
-                let failures = self.failures.saturating_add(1);
-                // Back off 1x, 2x, 4x... the retry interval, never past the
-                // refresh interval.
-                let backoff = retry_ms.saturating_mul(1 << (failures - 1).min(6));
-                SharedState {
-                    next_fetch_ms: now_ms + backoff.min(refresh_ms.max(retry_ms)),
-                    lease_until_ms: 0,
-                    failures,
-                    ..*self
-                }
+    ) -> Option<u64> {
+        let remote = self.remote.as_ref()?;
+        let fetch_by_ms = match self.running_fetch(now_ms) {
+            Some(started) => started,
+            None => self
+                .shared
+                .refetch_allowed(now_ms, remote.source.min_refetch_ms)
+                .then_some(now_ms)?,
+        };
+        if fetch_by_ms < now_ms {
+            return Some(fetch_by_ms);
+        }
+        if !self.refetch_wanted {
+            host.log(
+                LogLevel::Info,
+                &format!("faas-mesh-auth: token names unknown kid {kid:?}; refetching keys"),
+            );
+            metrics.inc(Counter::UnknownKidRefetch);
+        }
+        self.refetch_wanted = true;
+        Some(fetch_by_ms)
+    }
+
+    /// No request waits any more: no early fetch is wanted.
+    pub fn refetch_served(&mut self) {
+        self.refetch_wanted = false;
+    }
+
+    /// When the fetch in flight (here or in another worker) started.
+    fn running_fetch(&self, now_ms: u64) -> Option<u64> {
+        self.fetch_running(now_ms)
+            .then_some(self.shared.last_attempt_ms.min(now_ms))
+    }
+
+    /// A fetch is in flight here or in another worker.
+    fn fetch_running(&self, now_ms: u64) -> bool {
+        self.in_flight.is_some() || !self.shared.lease_free(now_ms)
+    }
+
+    /// Every fetch that started by the returned time is over, in whichever
+    /// worker ran it; None while one runs.
+    pub fn settled_through(&self, now_ms: u64) -> Option<u64> {
+        (!self.fetch_running(now_ms)).then_some(self.shared.last_attempt_ms)
+    }
+
+    // ---- the tick ----------------------------------------------------------
+
+    /// The tick's first half: read the shared record and take up keys
+    /// another worker fetched. None: nothing more this tick (local keys, or
+    /// a record that was missing or unreadable and is written afresh).
+    pub fn read_shared(
+        &mut self,
+        host: &dyn Host,
+        metrics: &Metrics,
+    ) -> Option<(Snapshot, Change)> {
+        let remote = self.remote.clone()?;
+        let (state, cas) = read_state(host, &remote.state_key);
+        let Some(state) = state else {
+            // Absent or unreadable: (re)create it, fetch on a later tick.
+            host.shared_set(
+                &remote.state_key,
+                SharedState::default().encode().as_bytes(),
+                None,
+            );
+            return None;
+        };
+        self.shared = state;
+        let change = if state.version != 0 && state.version != self.version {
+            self.load_shared_keys(host, metrics, &remote, state.version)
+        } else {
+            Change::None
+        };
+        Some((Snapshot { state, cas }, change))
+    }
+
+    fn load_shared_keys(
+        &mut self,
+        host: &dyn Host,
+        metrics: &Metrics,
+        remote: &Remote,
+        version: u64,
+    ) -> Change {
+        let Some(bytes) = host.shared_get(&remote.jwks_key).0 else {
+            return Change::None;
+        };
+        match KeySet::from_jwks_json_limited(&bytes, MAX_JWKS_BYTES) {
+            Ok((set, _)) => {
+                self.install(host, metrics, Arc::new(set), version);
+                Change::NewKeys
+            }
+            Err(e) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!("faas-mesh-auth: shared JWKS is unusable ({e}); keeping current keys"),
+                );
+                Change::None
             }
         }
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchResult {
-    /// A document other than the one `version` names, with its digest.
-    Changed {
-        digest: u64,
-    },
-    Unchanged,
-    Failed,
-}
+    fn install(&mut self, host: &dyn Host, metrics: &Metrics, set: Arc<KeySet>, version: u64) {
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "faas-mesh-auth: trusting keys {:?} (version {version})",
+                set.kids()
+            ),
+        );
+        metrics.inc(Counter::JwksUpdated);
+        self.current = Some(set);
+        self.version = version;
+    }
 
-/// Why a fetched JWKS was not used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchError {
-    /// The call itself failed (no healthy upstream, timeout, reset).
-    NoResponse,
-    Status(u16),
-    Body(mesh_auth_core::JwksError),
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FetchError::NoResponse => f.write_str("no response (connection failed or timed out)"),
-            FetchError::Status(s) => write!(f, "HTTP status {s}"),
-            FetchError::Body(e) => write!(f, "{e}"),
-        }
+    /// The shared record's key, for tests that corrupt it.
+    #[cfg(test)]
+    pub fn state_key(&self) -> Option<String> {
+        self.remote.as_ref().map(|r| r.state_key.clone())
     }
 }
 
-/// FNV-1a: a digest to tell JWKS documents apart, not a defence (the
-/// document comes from our own cluster and is verified as a JWKS).
-pub fn digest(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+fn read_state(host: &dyn Host, key: &str) -> (Option<SharedState>, Option<u32>) {
+    let (bytes, cas) = host.shared_get(key);
+    (bytes.and_then(|b| SharedState::decode(&b)), cas)
 }
-
-#[cfg(test)]
-mod tests;

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use crate::config::{NodeIdentity, compile};
 use crate::headers;
 use crate::host::{ForeignError, Host, LogLevel};
+use crate::keys::MAX_JWKS_BYTES;
 use crate::roots::Roots;
-use crate::worker::{Flow, MAX_JWKS_BYTES, TICK_MS, Worker};
+use crate::worker::{Flow, TICK_MS, Worker};
 
 /// The host's log level, read once at configure: formatting a debug line
 /// Envoy would drop is wasted work on the request path.

@@ -7,19 +7,17 @@
 //! fetch; the fetch's completion (or a timeout on the tick) resolves it.
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use mesh_auth_core::bearer::bearer_token;
 use mesh_auth_core::claims::GatewayClaims;
 use mesh_auth_core::invoke::authorize_invoke;
-use mesh_auth_core::jwks::KeySet;
 use mesh_auth_core::verify::{TokenError, verify_with};
 use mesh_auth_core::{FunctionId, InvokeDenial};
 
 use crate::cache::{Outcome, TokenCache};
-use crate::config::{Compiled, Crypto, IdentitySource, KeySource, Mode, RemoteJwks};
+use crate::config::{Compiled, Crypto, IdentitySource, KeySource, Mode};
 use crate::host::{Host, LogLevel};
-use crate::keys::{FetchError, FetchResult, SharedState};
+use crate::keys::{Change, Keys};
 use crate::metrics::{Counter, Metrics};
 use crate::signatures::{HostSignatures, Native};
 
@@ -34,8 +32,6 @@ pub const TICK_MS: u64 = 100;
 /// Paused requests per worker; beyond this they are answered at once. A
 /// waiter whose client left stays until its fetch settles or its deadline.
 const MAX_WAITERS: usize = 512;
-/// Largest JWKS response read from the host.
-pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// What a stream should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,16 +83,10 @@ struct Waiter {
 pub struct Worker {
     root_context: u32,
     cfg: Rc<Compiled>,
-    keys: Option<Arc<KeySet>>,
-    /// Version of the shared document `keys` came from.
-    key_version: u64,
-    /// The shared record as last read.
-    shared: SharedState,
+    /// The keys, and their fetch when they come from a cluster.
+    keys: Keys,
     cache: TokenCache,
     waiters: Vec<Waiter>,
-    /// Our own JWKS call in flight, if any.
-    in_flight: Option<u32>,
-    refetch_wanted: bool,
     metrics: Metrics,
     /// Whether the host verifies signatures natively.
     native: std::cell::Cell<Native>,
@@ -110,69 +100,17 @@ impl Worker {
             Crypto::Wasm => Native::Unavailable,
             Crypto::Auto => Native::Unknown,
         };
-        let keys = match &cfg.keys {
-            KeySource::Local(set) => Some(set.clone()),
-            KeySource::Remote(_) => None,
-        };
-        let worker = Worker {
+        let metrics = Metrics::define(host);
+        log_startup(host, &cfg);
+        Worker {
             root_context,
             cache: TokenCache::new(cfg.cache_entries),
+            keys: Keys::new(host, &cfg.keys),
             cfg: Rc::new(cfg),
-            keys,
-            key_version: 0,
-            shared: SharedState::default(),
             waiters: Vec::new(),
-            in_flight: None,
-            refetch_wanted: false,
-            metrics: Metrics::define(host),
+            metrics,
             native: std::cell::Cell::new(native),
             clock_ms: std::cell::Cell::new(0),
-        };
-        worker.log_startup(host);
-        worker.init_shared(host);
-        worker
-    }
-
-    /// Does this worker need ticks (it fetches keys)?
-    fn remote(&self) -> Option<&RemoteJwks> {
-        match &self.cfg.keys {
-            KeySource::Remote(r) => Some(r),
-            KeySource::Local(_) => None,
-        }
-    }
-
-    fn log_startup(&self, host: &dyn Host) {
-        let keys = match &self.cfg.keys {
-            KeySource::Local(set) => format!("local_jwks ({} keys)", set.len()),
-            KeySource::Remote(r) => format!(
-                "cluster {:?} {}{} every {}s",
-                r.cluster,
-                r.authority,
-                r.path,
-                r.refresh_ms / 1000
-            ),
-        };
-        let mode = match self.cfg.mode {
-            Mode::Enforce => "enforce",
-            Mode::Audit => "audit",
-        };
-        match &self.cfg.function {
-            Ok((id, source)) => {
-                let from = match source {
-                    IdentitySource::Config => "config",
-                    IdentitySource::NodeMetadata => "node metadata",
-                };
-                host.log(
-                    LogLevel::Info,
-                    &format!("faas-mesh-auth: guarding function {id} (from {from}); keys from {keys}; mode {mode}"),
-                );
-            }
-            Err(e) => host.log(
-                LogLevel::Error,
-                &format!(
-                    "faas-mesh-auth: function identity unknown, every request will get 503: {e}"
-                ),
-            ),
         }
     }
 
@@ -217,9 +155,7 @@ impl Worker {
                     context,
                     token: token.to_owned(),
                     fetch_by_ms,
-                    deadline_ms: fetch_by_ms
-                        + self.remote().map_or(0, |r| r.timeout_ms)
-                        + 2 * TICK_MS,
+                    deadline_ms: fetch_by_ms + self.keys.fetch_timeout_ms() + 2 * TICK_MS,
                 });
                 Flow::Pause
             }
@@ -256,20 +192,14 @@ impl Worker {
         // rather than the tick's.
         let now_ms = host.now_ms();
         let now = now_ms / 1000;
-        let Some(keys) = self.keys.clone() else {
+        let Some(keys) = self.keys.current() else {
             // Before the first keys: wait for a fetch that is running or
             // about to, otherwise fail closed at once.
-            if can_wait && self.waiters.len() < MAX_WAITERS {
-                if let Some(started) = self.running_fetch(now_ms) {
-                    return Verdict::Wait {
-                        fetch_by_ms: started,
-                    };
-                }
-                if self.remote().is_some() && now_ms >= self.shared.next_fetch_ms {
-                    return Verdict::Wait {
-                        fetch_by_ms: now_ms,
-                    };
-                }
+            if can_wait
+                && self.waiters.len() < MAX_WAITERS
+                && let Some(fetch_by_ms) = self.keys.first_fetch_by(now_ms)
+            {
+                return Verdict::Wait { fetch_by_ms };
             }
             return Verdict::Final(Decision::Unavailable(Unavailable::NoKeys));
         };
@@ -310,59 +240,21 @@ impl Worker {
                     Outcome::Denied(d) => Decision::Deny(d),
                 })
             }
-            Err(TokenError::UnknownKid(kid)) if can_wait => match self.refetch_start(now_ms) {
-                Some(fetch_by_ms) if fetch_by_ms < now_ms => Verdict::Wait { fetch_by_ms },
-                Some(fetch_by_ms) => {
-                    if !self.refetch_wanted {
-                        host.log(
-                            LogLevel::Info,
-                            &format!(
-                                "faas-mesh-auth: token names unknown kid {kid:?}; refetching keys"
-                            ),
-                        );
-                        self.metrics.inc(Counter::UnknownKidRefetch);
-                    }
-                    self.refetch_wanted = true;
-                    Verdict::Wait { fetch_by_ms }
+            Err(TokenError::UnknownKid(kid)) if can_wait => {
+                let wait = if self.waiters.len() < MAX_WAITERS {
+                    self.keys.await_kid(host, &self.metrics, &kid, now_ms)
+                } else {
+                    None
+                };
+                match wait {
+                    Some(fetch_by_ms) => Verdict::Wait { fetch_by_ms },
+                    None => Verdict::Final(Decision::Deny(InvokeDenial::Token(
+                        TokenError::UnknownKid(kid),
+                    ))),
                 }
-                None => Verdict::Final(Decision::Deny(InvokeDenial::Token(
-                    TokenError::UnknownKid(kid),
-                ))),
-            },
+            }
             Err(e) => Verdict::Final(Decision::Deny(InvokeDenial::Token(e))),
         }
-    }
-
-    /// The fetch an unknown kid waits for, by when it starts: the one in
-    /// flight (here or in another worker), else one that starts on the next
-    /// tick if the rate limit allows. None: refuse it at once. So a request
-    /// waits for at most one fetch, bounded by `jwks.timeout_ms`; a flood
-    /// of made-up kids costs one fetch per `min_refetch_seconds` and parks
-    /// requests only while that fetch runs. A key ext-authz signs with is
-    /// published long before (publish before sign), so rotation costs no
-    /// request either way.
-    fn refetch_start(&self, now_ms: u64) -> Option<u64> {
-        let remote = self.remote()?;
-        if self.waiters.len() >= MAX_WAITERS {
-            return None;
-        }
-        if let Some(started) = self.running_fetch(now_ms) {
-            return Some(started);
-        }
-        self.shared
-            .refetch_allowed(now_ms, remote.min_refetch_ms)
-            .then_some(now_ms)
-    }
-
-    /// When the fetch in flight (here or in another worker) started.
-    fn running_fetch(&self, now_ms: u64) -> Option<u64> {
-        self.fetch_running(now_ms)
-            .then_some(self.shared.last_attempt_ms.min(now_ms))
-    }
-
-    /// A fetch is in flight here or in another worker.
-    fn fetch_running(&self, now_ms: u64) -> bool {
-        self.in_flight.is_some() || !self.shared.lease_free(now_ms)
     }
 
     /// The one place a decision becomes a response. `own` says which of
@@ -458,36 +350,24 @@ impl Worker {
         }
         host.set_effective_context(self.root_context);
         if self.waiters.is_empty() {
-            self.refetch_wanted = false;
+            self.keys.refetch_served();
         }
     }
 
-    // ---- keys ------------------------------------------------------------
-
-    fn state_key(&self) -> Option<String> {
-        self.remote()
-            .map(|r| format!("{}state", r.shared_key_prefix()))
-    }
-
-    fn jwks_key(&self) -> Option<String> {
-        self.remote()
-            .map(|r| format!("{}jwks", r.shared_key_prefix()))
-    }
-
-    /// Create the shared record if nobody has. Racing creators are harmless:
-    /// the lease is only ever taken with a CAS on an existing record.
-    fn init_shared(&self, host: &dyn Host) {
-        if let Some(key) = self.state_key()
-            && host.shared_get(&key).0.is_none()
-        {
-            host.shared_set(&key, SharedState::default().encode().as_bytes(), None);
+    /// Act on what a step of the key lifecycle changed.
+    fn settle(&mut self, host: &dyn Host, change: Change) {
+        match change {
+            Change::None => {}
+            Change::FetchEnded => self.resolve_waiters(host, |_| true),
+            Change::NewKeys => {
+                // A withdrawn key must stop working at once.
+                self.cache.clear();
+                self.resolve_waiters(host, |_| true);
+            }
         }
     }
 
-    fn read_state(&self, host: &dyn Host, key: &str) -> (Option<SharedState>, Option<u32>) {
-        let (bytes, cas) = host.shared_get(key);
-        (bytes.and_then(|b| SharedState::decode(&b)), cas)
-    }
+    // ---- the root context ------------------------------------------------
 
     /// Hand the counts to Envoy now (the tick does this too).
     pub fn flush_metrics(&self, host: &dyn Host) {
@@ -500,58 +380,19 @@ impl Worker {
         self.metrics.flush(host);
         let now = host.now_ms();
         self.clock_ms.set(now);
-        let (Some(remote), Some(state_key)) = (self.remote().cloned(), self.state_key()) else {
+        let Some((snapshot, change)) = self.keys.read_shared(host, &self.metrics) else {
             return;
         };
-        let (state, cas) = self.read_state(host, &state_key);
-        let Some(state) = state else {
-            // Absent or unreadable: (re)create it, fetch on a later tick.
-            host.shared_set(&state_key, SharedState::default().encode().as_bytes(), None);
-            return;
-        };
-        self.shared = state;
-        if state.version != 0 && state.version != self.key_version {
-            self.load_shared_keys(host, state.version);
-        }
-        if self.in_flight.is_none()
-            && state.fetch_due(now, self.refetch_wanted, remote.min_refetch_ms)
-        {
-            let leased = state.leased(now, remote.timeout_ms);
-            if host.shared_set(&state_key, leased.encode().as_bytes(), cas) {
-                self.shared = leased;
-                self.start_fetch(host, &remote, now);
-            }
-        }
+        // Waiters answered here no longer ask for a fetch below.
+        self.settle(host, change);
+        let change = self.keys.fetch_if_due(host, &self.metrics, now, snapshot);
+        self.settle(host, change);
         // Waiters settle when the fetch they wait for is over (done by any
         // worker), or when they time out.
-        let shared = self.shared;
-        let fetch_running = self.fetch_running(now);
+        let settled = self.keys.settled_through(now);
         self.resolve_waiters(host, |w| {
-            now >= w.deadline_ms || (!fetch_running && shared.last_attempt_ms >= w.fetch_by_ms)
+            now >= w.deadline_ms || settled.is_some_and(|t| t >= w.fetch_by_ms)
         });
-    }
-
-    fn start_fetch(&mut self, host: &dyn Host, remote: &RemoteJwks, now: u64) {
-        let headers = [
-            (":method", "GET"),
-            (":path", remote.path.as_str()),
-            (":authority", remote.authority.as_str()),
-            ("accept", "application/json"),
-            ("user-agent", "faas-mesh-auth-filter"),
-        ];
-        match host.http_call(&remote.cluster, &headers, remote.timeout_ms) {
-            Some(token) => self.in_flight = Some(token),
-            None => {
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "faas-mesh-auth: cannot call cluster {:?} for JWKS (is it defined?)",
-                        remote.cluster
-                    ),
-                );
-                self.finish_fetch(host, now, Err(FetchError::NoResponse));
-            }
-        }
     }
 
     /// `on_http_call_response` on the root context.
@@ -562,136 +403,44 @@ impl Worker {
         status: Option<u16>,
         body: Option<Vec<u8>>,
     ) {
-        if self.in_flight != Some(token) {
-            return;
-        }
-        self.in_flight = None;
-        let result = match (status, body) {
-            (Some(200), Some(body)) => {
-                match KeySet::from_jwks_json_limited(&body, MAX_JWKS_BYTES) {
-                    Ok((set, skipped)) => {
-                        for s in skipped {
-                            host.log(LogLevel::Warn, &format!("faas-mesh-auth: JWKS {s}"));
-                        }
-                        Ok((set, body))
-                    }
-                    Err(e) => Err(FetchError::Body(e)),
-                }
-            }
-            (Some(200), None) => Err(FetchError::Body(mesh_auth_core::JwksError::NotJwks(
-                "empty body".into(),
-            ))),
-            (Some(s), _) => Err(FetchError::Status(s)),
-            (None, _) => Err(FetchError::NoResponse),
-        };
-        let now = host.now_ms();
-        self.finish_fetch(host, now, result);
+        let change = self
+            .keys
+            .on_response(host, &self.metrics, token, status, body);
+        self.settle(host, change);
     }
+}
 
-    fn finish_fetch(
-        &mut self,
-        host: &dyn Host,
-        now: u64,
-        result: Result<(KeySet, Vec<u8>), FetchError>,
-    ) {
-        let (Some(remote), Some(state_key), Some(jwks_key)) =
-            (self.remote().cloned(), self.state_key(), self.jwks_key())
-        else {
-            return;
-        };
-        let (outcome, fresh) = match result {
-            Ok((set, body)) => {
-                self.metrics.inc(Counter::JwksFetchOk);
-                // Against the recorded digest, not the shared document: a
-                // document written by a worker whose record update lost
-                // would otherwise compare equal for ever, and no worker
-                // would install it.
-                let digest = crate::keys::digest(&body);
-                let recorded = self.read_state(host, &state_key).0;
-                if recorded.is_some_and(|s| s.version != 0 && s.digest == digest) {
-                    (FetchResult::Unchanged, None)
-                } else {
-                    host.shared_set(&jwks_key, &body, None);
-                    (FetchResult::Changed { digest }, Some(set))
-                }
-            }
-            Err(e) => {
-                self.metrics.inc(Counter::JwksFetchFailed);
-                let kept = if self.keys.is_some() {
-                    "keeping the last good keys"
-                } else {
-                    "no keys yet: requests get 503"
-                };
-                host.log(
-                    LogLevel::Warn,
-                    &format!(
-                        "faas-mesh-auth: JWKS fetch from cluster {:?} failed: {e}; {kept}",
-                        remote.cluster
-                    ),
-                );
-                (FetchResult::Failed, None)
-            }
-        };
-        // Publish the outcome; retry a few times if another worker wrote
-        // the record meanwhile.
-        let mut written = None;
-        for _ in 0..4 {
-            let (state, cas) = self.read_state(host, &state_key);
-            let next = state.unwrap_or_default().after_fetch(
-                now,
-                outcome,
-                remote.refresh_ms,
-                remote.retry_ms,
+/// One line at configure: what this root guards, with which keys, how.
+fn log_startup(host: &dyn Host, cfg: &Compiled) {
+    let keys = match &cfg.keys {
+        KeySource::Local(set) => format!("local_jwks ({} keys)", set.len()),
+        KeySource::Remote(r) => format!(
+            "cluster {:?} {}{} every {}s",
+            r.cluster,
+            r.authority,
+            r.path,
+            r.refresh_ms / 1000
+        ),
+    };
+    let mode = match cfg.mode {
+        Mode::Enforce => "enforce",
+        Mode::Audit => "audit",
+    };
+    match &cfg.function {
+        Ok((id, source)) => {
+            let from = match source {
+                IdentitySource::Config => "config",
+                IdentitySource::NodeMetadata => "node metadata",
+            };
+            host.log(
+                LogLevel::Info,
+                &format!("faas-mesh-auth: guarding function {id} (from {from}); keys from {keys}; mode {mode}"),
             );
-            if host.shared_set(&state_key, next.encode().as_bytes(), cas) {
-                written = Some(next);
-                break;
-            }
         }
-        if let Some(next) = written {
-            self.shared = next;
-        }
-        if let Some(set) = fresh {
-            // Ours to use even if the record update lost: the next fetch
-            // records it (its digest is not the recorded one).
-            let version = written.map_or(self.key_version, |n| n.version);
-            self.install(host, Arc::new(set), version);
-        }
-        self.resolve_waiters(host, |_| true);
-    }
-
-    fn load_shared_keys(&mut self, host: &dyn Host, version: u64) {
-        let Some(jwks_key) = self.jwks_key() else {
-            return;
-        };
-        let Some(bytes) = host.shared_get(&jwks_key).0 else {
-            return;
-        };
-        match KeySet::from_jwks_json_limited(&bytes, MAX_JWKS_BYTES) {
-            Ok((set, _)) => {
-                self.install(host, Arc::new(set), version);
-                self.resolve_waiters(host, |_| true);
-            }
-            Err(e) => host.log(
-                LogLevel::Warn,
-                &format!("faas-mesh-auth: shared JWKS is unusable ({e}); keeping current keys"),
-            ),
-        }
-    }
-
-    fn install(&mut self, host: &dyn Host, set: Arc<KeySet>, version: u64) {
-        host.log(
-            LogLevel::Info,
-            &format!(
-                "faas-mesh-auth: trusting keys {:?} (version {version})",
-                set.kids()
-            ),
-        );
-        self.metrics.inc(Counter::JwksUpdated);
-        self.keys = Some(set);
-        self.key_version = version;
-        // A withdrawn key must stop working at once.
-        self.cache.clear();
+        Err(e) => host.log(
+            LogLevel::Error,
+            &format!("faas-mesh-auth: function identity unknown, every request will get 503: {e}"),
+        ),
     }
 }
 

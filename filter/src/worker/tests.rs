@@ -4,6 +4,7 @@ use serde_json::json;
 use super::*;
 use crate::config::{NodeIdentity, compile};
 use crate::host::mock::{MockHost, SharedStore};
+use crate::keys::SharedState;
 
 const ISS: &str = "https://gw.example.com";
 const T0: u64 = 1_800_000_000_000;
@@ -647,7 +648,7 @@ fn waiters_time_out_on_the_tick() {
 fn garbage_in_shared_data_is_overwritten() {
     let (h, key) = (MockHost::new(T0), TestKey::generate());
     let mut w = remote_worker(&h);
-    let state_key = w.state_key().unwrap();
+    let state_key = w.keys.state_key().unwrap();
     h.shared
         .borrow_mut()
         .insert(state_key.clone(), (b"junk".to_vec(), 1));
