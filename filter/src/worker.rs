@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use mesh_auth_core::bearer::bearer_token;
 use mesh_auth_core::claims::GatewayClaims;
+use mesh_auth_core::headers::{DENIAL_HEADERS, SUBJECT_HEADER, is_forwardable};
 use mesh_auth_core::invoke::authorize_invoke;
 use mesh_auth_core::verify::{TokenError, verify_with};
 use mesh_auth_core::{FunctionId, InvokeDenial};
@@ -21,9 +22,8 @@ use crate::keys::{Change, Keys};
 use crate::metrics::{Counter, Metrics};
 use crate::signatures::{HostSignatures, Native};
 
-/// Headers this filter sets. Stripped from every incoming request first, so
-/// a client can never forge them.
-pub const SUBJECT_HEADER: &str = "x-faas-mesh-auth-subject";
+/// Says what audit mode would have refused. Like [`SUBJECT_HEADER`], only
+/// the filter sets it: a client's copy is removed or replaced.
 pub const AUDIT_HEADER: &str = "x-faas-mesh-auth-audit";
 
 /// How often the root context ticks: the latency of noticing another
@@ -228,7 +228,7 @@ impl Worker {
                             .claims
                             .sub
                             .as_deref()
-                            .filter(|s| header_safe(s))
+                            .filter(|s| is_forwardable(s))
                             .map(Rc::from),
                     },
                     Err(d) => Outcome::Denied(d),
@@ -276,19 +276,12 @@ impl Worker {
                 }
                 return Flow::Continue;
             }
-            Decision::Deny(d) => {
-                let body: &str = match &d {
-                    InvokeDenial::MissingToken => {
-                        "Bearer must be present in Authorization header\n"
-                    }
-                    InvokeDenial::NotPermitted(_) | InvokeDenial::OutsideAudience(_) => {
-                        "insufficient permissions\n"
-                    }
-                    InvokeDenial::NotAFunctionToken => "invalid token: not a function token\n",
-                    InvokeDenial::Token(_) => "invalid token\n",
-                };
-                (d.code(), u32::from(d.status()), d.www_authenticate(), body)
-            }
+            Decision::Deny(d) => (
+                d.code(),
+                u32::from(d.status()),
+                d.www_authenticate(),
+                d.body(),
+            ),
             Decision::Unavailable(u) => {
                 let body = match u {
                     Unavailable::NoKeys => "function token keys are not available\n",
@@ -314,10 +307,7 @@ impl Worker {
         }
         self.metrics.denied(code, false);
         host.log(LogLevel::Debug, &format!("faas-mesh-auth: {status} {code}"));
-        let mut headers: Vec<(&str, &str)> = vec![
-            ("content-type", "text/plain; charset=utf-8"),
-            ("cache-control", "no-store"),
-        ];
+        let mut headers: Vec<(&str, &str)> = DENIAL_HEADERS.to_vec();
         if let Some(c) = &challenge {
             headers.push(("www-authenticate", c));
         }
@@ -466,11 +456,6 @@ impl OwnHeaders {
             host.set_request_header(AUDIT_HEADER, None);
         }
     }
-}
-
-/// Only plain printable ASCII is copied into a header.
-fn header_safe(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 #[cfg(test)]

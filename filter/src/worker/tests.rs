@@ -737,3 +737,24 @@ fn the_subject_is_forwarded_only_when_asked_and_forgeries_never() {
     assert_eq!(w.on_request(&h, 2), Flow::Continue);
     assert_eq!(h.header_of(2, SUBJECT_HEADER), None);
 }
+
+#[test]
+fn a_subject_unfit_for_a_header_is_not_forwarded_and_forgeries_are_removed() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({"forward_subject": true}));
+    let long = "x".repeat(mesh_auth_core::headers::MAX_FORWARDED_VALUE_BYTES + 1);
+    for (ctx, sub) in [(1, " padded"), (2, "padded "), (3, "tab\there"), (4, &long)] {
+        let mut c = function_claims(ISS, T0 / 1000, 300, &["*"]);
+        c["sub"] = json!(sub);
+        h.request(
+            ctx,
+            &[
+                (":path", "/"),
+                ("authorization", &bearer(&key.sign(&c))),
+                (SUBJECT_HEADER, "forged"),
+            ],
+        );
+        assert_eq!(w.on_request(&h, ctx), Flow::Continue, "{sub:?}");
+        assert_eq!(h.header_of(ctx, SUBJECT_HEADER), None, "{sub:?}");
+    }
+}
