@@ -6,6 +6,8 @@
 //! (or that arrives before any keys) may instead wait, paused, for a JWKS
 //! fetch; the fetch's completion (or a timeout on the tick) resolves it.
 
+mod decision;
+
 use std::rc::Rc;
 
 use mesh_auth_core::bearer::bearer_token;
@@ -21,6 +23,9 @@ use crate::host::{Host, LogLevel};
 use crate::keys::{Change, Keys};
 use crate::metrics::{Counter, Metrics};
 use crate::signatures::{HostSignatures, Native};
+
+use decision::Refusal;
+pub use decision::{Decision, Unavailable};
 
 /// Says what audit mode would have refused. Like [`SUBJECT_HEADER`], only
 /// the filter sets it: a client's copy is removed or replaced.
@@ -38,29 +43,6 @@ const MAX_WAITERS: usize = 512;
 pub enum Flow {
     Continue,
     Pause,
-}
-
-/// A final answer for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow { subject: Option<Rc<str>> },
-    Deny(InvokeDenial),
-    Unavailable(Unavailable),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unavailable {
-    NoKeys,
-    NoIdentity,
-}
-
-impl Unavailable {
-    fn code(self) -> &'static str {
-        match self {
-            Unavailable::NoKeys => "no_keys",
-            Unavailable::NoIdentity => "no_identity",
-        }
-    }
 }
 
 enum Verdict {
@@ -261,7 +243,12 @@ impl Worker {
     /// our headers the client sent: every request that goes on has them
     /// written by us or removed.
     fn apply(&self, host: &dyn Host, decision: Decision, own: OwnHeaders) -> Flow {
-        let (code, status, challenge, body) = match decision {
+        let Refusal {
+            code,
+            status,
+            challenge,
+            body,
+        } = match decision {
             Decision::Allow { subject } => {
                 self.metrics.inc(Counter::Allowed);
                 let forward = subject.as_deref().filter(|_| self.cfg.forward_subject);
@@ -276,19 +263,8 @@ impl Worker {
                 }
                 return Flow::Continue;
             }
-            Decision::Deny(d) => (
-                d.code(),
-                u32::from(d.status()),
-                d.www_authenticate(),
-                d.body(),
-            ),
-            Decision::Unavailable(u) => {
-                let body = match u {
-                    Unavailable::NoKeys => "function token keys are not available\n",
-                    Unavailable::NoIdentity => "function identity is not configured\n",
-                };
-                (u.code(), 503, None, body)
-            }
+            Decision::Deny(d) => Refusal::from(&d),
+            Decision::Unavailable(u) => Refusal::from(u),
         };
         if self.cfg.mode == Mode::Audit {
             self.metrics.denied(code, true);
