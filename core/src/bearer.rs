@@ -1,4 +1,5 @@
-//! Extracting a bearer token from an `Authorization` header value.
+//! The Bearer scheme both ways: the token from an `Authorization` header
+//! value, and the `WWW-Authenticate` challenge a 401 carries.
 //!
 //! The scheme is matched case-insensitively (RFC 7235 section 2.1), so
 //! `bearer` is accepted as well as the `Bearer` that faas-cli sends.
@@ -23,6 +24,19 @@ pub fn bearer_token(header: &str) -> Result<&str, BearerError> {
         Err(BearerError::Empty)
     } else {
         Ok(token)
+    }
+}
+
+/// `Bearer realm="…"`, with `error="invalid_token"` and the reason's code
+/// when the token was there but bad (RFC 6750 section 3). Parameters are
+/// joined with `", "` because faas-cli splits them on exactly that, so a
+/// code must never contain a comma or a quote (they are snake_case).
+pub fn challenge(realm: &str, invalid_token: Option<&str>) -> String {
+    match invalid_token {
+        None => format!(r#"Bearer realm="{realm}""#),
+        Some(code) => {
+            format!(r#"Bearer realm="{realm}", error="invalid_token", error_description="{code}""#)
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use jwt_simple::prelude::{Audiences, JWTClaims};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::clock::UnixSeconds;
 
@@ -44,6 +45,35 @@ impl<C> Claims<C> {
             jti: c.jwt_id,
             custom: c.custom,
         })
+    }
+}
+
+impl<C: Serialize> Claims<C> {
+    /// Every claim, as IAM conditions read them: the custom claims, then the
+    /// registered ones the token has (`aud` only when not empty). The one
+    /// builder for exchanges and Checks, so a condition sees the same keys
+    /// in both.
+    pub fn to_claim_map(&self) -> crate::iam::ClaimMap {
+        let mut m = match serde_json::to_value(&self.custom) {
+            Ok(Value::Object(m)) => m,
+            _ => crate::iam::ClaimMap::new(),
+        };
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_owned(), v);
+            }
+        };
+        put("iss", self.iss.clone().map(Value::from));
+        put("sub", self.sub.clone().map(Value::from));
+        put(
+            "aud",
+            (!self.aud.is_empty()).then(|| Value::from(self.aud.clone())),
+        );
+        put("exp", Some(Value::from(self.exp)));
+        put("nbf", self.nbf.map(Value::from));
+        put("iat", self.iat.map(Value::from));
+        put("jti", self.jti.clone().map(Value::from));
+        m
     }
 }
 
@@ -87,3 +117,6 @@ impl GatewayClaims {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

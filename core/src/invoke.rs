@@ -1,6 +1,7 @@
 //! May this verified token invoke this function? The rule the sidecar filter
 //! applies, and ext-authz too when a gateway checks `/function/` centrally.
 
+use crate::bearer::challenge;
 use crate::claims::{Claims, GatewayClaims};
 use crate::permission::{FunctionId, any_matches};
 use crate::verify::TokenError;
@@ -45,19 +46,36 @@ impl InvokeDenial {
         }
     }
 
-    /// The `WWW-Authenticate` value, for 401s only. faas-cli splits the
-    /// parameters on `", "`, so they are joined that way and descriptions
-    /// never contain a comma.
+    /// The `WWW-Authenticate` value, for 401s only, in [`REALM`].
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
-            InvokeDenial::MissingToken => Some(format!(r#"Bearer realm="{REALM}""#)),
-            InvokeDenial::Token(_) | InvokeDenial::NotAFunctionToken => Some(format!(
-                r#"Bearer realm="{REALM}", error="invalid_token", error_description="{}""#,
-                self.code()
-            )),
+            InvokeDenial::MissingToken => Some(challenge(REALM, None)),
+            InvokeDenial::Token(_) | InvokeDenial::NotAFunctionToken => {
+                Some(challenge(REALM, Some(self.code())))
+            }
             InvokeDenial::NotPermitted(_) | InvokeDenial::OutsideAudience(_) => None,
         }
     }
+
+    /// The response body: short, and the watchdog's words where it has them.
+    pub fn body(&self) -> &'static str {
+        match self {
+            InvokeDenial::MissingToken => body::MISSING_TOKEN,
+            InvokeDenial::Token(_) => body::INVALID_TOKEN,
+            InvokeDenial::NotAFunctionToken => "invalid token: not a function token\n",
+            InvokeDenial::NotPermitted(_) | InvokeDenial::OutsideAudience(_) => {
+                body::INSUFFICIENT_PERMISSIONS
+            }
+        }
+    }
+}
+
+/// Denial bodies the filter and ext-authz share, word for word.
+pub mod body {
+    /// The watchdog's own text for a request without a token.
+    pub const MISSING_TOKEN: &str = "Bearer must be present in Authorization header\n";
+    pub const INVALID_TOKEN: &str = "invalid token\n";
+    pub const INSUFFICIENT_PERMISSIONS: &str = "insufficient permissions\n";
 }
 
 /// The realm faas-cli looks for before it exchanges a token and retries.

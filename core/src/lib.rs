@@ -8,6 +8,7 @@ pub mod bearer;
 pub mod claims;
 pub mod clock;
 pub mod glob;
+pub mod headers;
 pub mod iam;
 pub mod invoke;
 pub mod jwks;

@@ -1,4 +1,4 @@
-use super::{BearerError, bearer_token};
+use super::{BearerError, bearer_token, challenge};
 
 #[test]
 fn faas_cli_form() {
@@ -32,4 +32,18 @@ fn other_schemes_are_refused() {
 fn empty_token_is_refused() {
     assert_eq!(bearer_token("Bearer"), Err(BearerError::Empty));
     assert_eq!(bearer_token("Bearer    "), Err(BearerError::Empty));
+}
+
+#[test]
+fn challenges_are_joined_as_faas_cli_splits_them() {
+    assert_eq!(
+        challenge("IAM function invoke", None),
+        r#"Bearer realm="IAM function invoke""#
+    );
+    let c = challenge("OpenFaaS API", Some("expired"));
+    assert_eq!(
+        c,
+        r#"Bearer realm="OpenFaaS API", error="invalid_token", error_description="expired""#
+    );
+    assert_eq!(c.split(", ").count(), 3);
 }
