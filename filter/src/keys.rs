@@ -280,3 +280,6 @@ fn read_state(host: &dyn Host, key: &str) -> (Option<SharedState>, Option<u32>) 
     let (bytes, cas) = host.shared_get(key);
     (bytes.and_then(|b| SharedState::decode(&b)), cas)
 }
+
+#[cfg(test)]
+mod tests;
