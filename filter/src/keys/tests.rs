@@ -73,11 +73,8 @@ fn each_step_says_what_changed() {
 #[test]
 fn another_workers_fetch_is_taken_up_on_the_tick() {
     let store: SharedStore = Default::default();
-    let (h1, h2, key) = (
-        MockHost::sharing(T0, &store),
-        MockHost::sharing(T0, &store),
-        TestKey::generate(),
-    );
+    let [h1, h2] = [(); 2].map(|()| MockHost::sharing(T0, &store));
+    let key = TestKey::generate();
     let (m1, m2) = (Metrics::define(&h1), Metrics::define(&h2));
     let (mut k1, mut k2) = (Keys::new(&h1, &remote()), Keys::new(&h2, &remote()));
     tick(&mut k1, &h1, &m1);
