@@ -53,7 +53,7 @@ pub mod routes;
 mod service;
 
 #[cfg(test)]
-mod test_support;
+mod fixtures;
 
 pub use check::{Denial, SUBJECT_HEADER};
 pub use metrics::AuthzMetrics;
@@ -68,23 +68,16 @@ pub trait Policy: Send + Sync + 'static {
 
     /// May the holder of this verified API token perform `action` on
     /// `resource`? (Looks up the token's `policy` names in the current IAM
-    /// config.)
-    ///
-    /// `action` is an [`Action::as_str`] (`Function:Get`, ...; never
-    /// `Function:Invoke`, which function tokens decide). `resource` is one of
-    /// three shapes ([`Resource`], which converts to the IAM engine's
-    /// `mesh_auth_core::iam::Resource`):
-    /// * `ns:name`: one function or secret (`openfaas-fn:env`);
-    /// * `ns:*`: the whole namespace (listing it, or the namespace object
-    ///   itself);
-    /// * `*`: cluster-wide (`System:Info`, `Namespace:List`).
+    /// config.) `action` is never `Function:Invoke`, which function tokens
+    /// decide.
     ///
     /// A statement resource grants it when, as an anchored glob, it matches
-    /// the string: `openfaas-fn:*` matches `openfaas-fn:env` and also the
-    /// literal `openfaas-fn:*`, whereas `openfaas-fn:env` or `openfaas-fn:e*`
-    /// do not match `openfaas-fn:*`. Listing a namespace therefore needs a
-    /// grant on the whole namespace.
-    fn allows(&self, claims: &Claims<GatewayClaims>, action: &str, resource: &str) -> bool;
+    /// the resource's string form (`*`, `ns:*` or `ns:name`):
+    /// `openfaas-fn:*` matches `openfaas-fn:env` and also the literal
+    /// `openfaas-fn:*`, whereas `openfaas-fn:env` or `openfaas-fn:e*` do not
+    /// match `openfaas-fn:*`. Listing a namespace therefore needs a grant on
+    /// the whole namespace.
+    fn allows(&self, claims: &Claims<GatewayClaims>, action: Action, resource: &Resource) -> bool;
 
     /// Can the state decide at all (keys and IAM configuration loaded)? When
     /// it cannot, Check answers `Err(UNAVAILABLE)` and Envoy applies

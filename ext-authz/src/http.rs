@@ -6,11 +6,11 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,16 +19,52 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::app::App;
-use crate::exchange::{
-    Audit, ExchangeRequest, GRANT_TOKEN_EXCHANGE, OAuthError, TOKEN_TYPE_ACCESS_TOKEN,
-};
-use crate::metrics::ExchangeLabels;
+use mesh_auth_core::{Clock, SystemClock};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Largest `/oauth/token` body read. Subject tokens are capped at 16 KiB.
-pub const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
+use crate::exchange::GRANT_TOKEN_EXCHANGE;
+use crate::state::State;
+
+mod metrics;
+pub mod token;
+
+pub use metrics::HttpMetrics;
+pub use token::{MAX_TOKEN_REQUEST_BYTES, OAuthError};
 
 type Body = Full<Bytes>;
+
+/// What the HTTP server answers from: the shared state, its metrics and
+/// the registry `/metrics` renders, and whether the process is draining.
+pub struct HttpContext {
+    pub state: Arc<State>,
+    pub metrics: HttpMetrics,
+    pub registry: prometheus_client::registry::Registry,
+    /// Set on SIGTERM: /readyz answers 503 so load balancers stop sending.
+    pub draining: AtomicBool,
+}
+
+impl HttpContext {
+    pub fn new(
+        state: Arc<State>,
+        metrics: HttpMetrics,
+        registry: prometheus_client::registry::Registry,
+    ) -> Self {
+        HttpContext {
+            state,
+            metrics,
+            registry,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        SystemClock.now()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
 
 fn respond(
     status: StatusCode,
@@ -42,41 +78,33 @@ fn respond(
     r
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     respond(status, "application/json", value.to_string())
 }
 
-/// The single place an [`OAuthError`] becomes HTTP.
-fn oauth_error(e: &OAuthError) -> Response<Body> {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut r = json_response(status, &e.body());
-    no_store(&mut r);
-    r
-}
-
-fn no_store(r: &mut Response<Body>) {
+pub(crate) fn no_store(r: &mut Response<Body>) {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(ctx: Arc<HttpContext>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match (req.method().clone(), path.as_str()) {
-        (Method::POST, "/oauth/token") => token(&app, req).await,
+        (Method::POST, "/oauth/token") => token::token(&ctx, req).await,
         (_, "/oauth/token") => method_not_allowed("POST"),
-        (Method::GET | Method::HEAD, "/.well-known/openid-configuration") => discovery(&app),
-        (Method::GET | Method::HEAD, "/.well-known/jwks.json") => jwks(&app),
+        (Method::GET | Method::HEAD, "/.well-known/openid-configuration") => discovery(&ctx),
+        (Method::GET | Method::HEAD, "/.well-known/jwks.json") => jwks(&ctx),
         (Method::GET | Method::HEAD, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
         (Method::GET | Method::HEAD, "/readyz") => {
-            if app.is_draining() {
+            if ctx.is_draining() {
                 respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
             } else {
                 respond(StatusCode::OK, "text/plain", "ready\n")
             }
         }
-        (Method::GET, "/metrics") => metrics(&app),
+        (Method::GET, "/metrics") => metrics(&ctx),
         (
             _,
             "/.well-known/openid-configuration"
@@ -99,110 +127,11 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-async fn token(app: &App, req: Request<Incoming>) -> Response<Body> {
-    let started = Instant::now();
-    let mut audit = Audit {
-        kind: "none",
-        ..Audit::default()
-    };
-    let result = token_inner(app, req, &mut audit).await;
-    app.metrics
-        .exchange_seconds
-        .observe(started.elapsed().as_secs_f64());
-    let label = |result: &str| ExchangeLabels {
-        result: result.to_owned(),
-        kind: audit.kind.to_owned(),
-    };
-    match result {
-        Ok(issued) => {
-            app.metrics.exchanges.get_or_create(&label("ok")).inc();
-            tracing::info!(
-                target: "audit",
-                event = "token_exchange",
-                decision = "issued",
-                sub = audit.sub.as_deref().unwrap_or(""),
-                subject_iss = audit.subject_iss.as_deref().unwrap_or(""),
-                kind = audit.kind,
-                roles = ?audit.roles,
-                permissions = ?audit.permissions,
-                audience = ?audit.audience,
-                jti = audit.jti.as_deref().unwrap_or(""),
-                expires_in = issued.expires_in,
-            );
-            let mut body = json!({
-                "access_token": issued.access_token,
-                "issued_token_type": TOKEN_TYPE_ACCESS_TOKEN,
-                "token_type": "Bearer",
-                "expires_in": issued.expires_in,
-            });
-            if !issued.scope.is_empty() {
-                body["scope"] = Value::from(issued.scope);
-            }
-            let mut r = json_response(StatusCode::OK, &body);
-            no_store(&mut r);
-            r
-        }
-        Err(e) => {
-            app.metrics.exchanges.get_or_create(&label(e.code())).inc();
-            tracing::info!(
-                target: "audit",
-                event = "token_exchange",
-                decision = "refused",
-                sub = audit.sub.as_deref().unwrap_or(""),
-                subject_iss = audit.subject_iss.as_deref().unwrap_or(""),
-                kind = audit.kind,
-                error = e.code(),
-                reason = e.description(),
-            );
-            oauth_error(&e)
-        }
-    }
-}
-
-async fn token_inner(
-    app: &App,
-    req: Request<Incoming>,
-    audit: &mut Audit,
-) -> Result<crate::exchange::Issued, OAuthError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let query = req.uri().query().map(str::to_owned);
-    let read = Limited::new(req.into_body(), MAX_TOKEN_REQUEST_BYTES).collect();
-    let body = tokio::time::timeout(BODY_READ_TIMEOUT, read)
-        .await
-        .map_err(|_| {
-            OAuthError::InvalidRequest(format!(
-                "request body not received within {}s",
-                BODY_READ_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|_| {
-            OAuthError::InvalidRequest(format!("request body over {MAX_TOKEN_REQUEST_BYTES} bytes"))
-        })?
-        .to_bytes();
-    if !body.is_empty() && content_type.as_deref() != Some("application/x-www-form-urlencoded") {
-        return Err(OAuthError::InvalidRequest(
-            "body must be application/x-www-form-urlencoded".into(),
-        ));
-    }
-    let parsed = ExchangeRequest::parse(query.as_deref(), &body)?;
-    app.exchanger.exchange(&parsed, app.now(), audit).await
-}
-
-fn discovery(app: &App) -> Response<Body> {
-    let iss = app.issuer();
+fn discovery(ctx: &HttpContext) -> Response<Body> {
+    let iss = &ctx.state.own.issuer;
     let doc = json!({
         "issuer": iss,
-        "jwks_uri": app.exchanger.settings.jwks_uri,
+        "jwks_uri": ctx.state.own.jwks_uri,
         "token_endpoint": format!("{iss}/oauth/token"),
         "grant_types_supported": [GRANT_TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported": ["none"],
@@ -219,15 +148,13 @@ fn discovery(app: &App) -> Response<Body> {
     r
 }
 
-fn jwks(app: &App) -> Response<Body> {
-    let now = app.now();
-    let ring = app.exchanger.keys.current();
+fn jwks(ctx: &HttpContext) -> Response<Body> {
+    let now = ctx.now();
+    let ring = ctx.state.keys.current();
     let doc = ring.jwks(now);
     let body = doc.to_string();
-    app.metrics.jwks_served.inc();
-    app.metrics
-        .published_keys
-        .set(doc["keys"].as_array().map_or(0, |k| k.len() as i64));
+    ctx.metrics
+        .jwks_served(doc["keys"].as_array().map_or(0, |k| k.len()));
     let etag = format!("\"{}\"", short_hash(body.as_bytes()));
     let mut r = respond(StatusCode::OK, "application/jwk-set+json", body);
     // Short: verifiers must see a new key soon after it is published.
@@ -250,9 +177,9 @@ fn short_hash(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn metrics(app: &App) -> Response<Body> {
+fn metrics(ctx: &HttpContext) -> Response<Body> {
     let mut text = String::new();
-    if prometheus_client::encoding::text::encode(&mut text, &app.registry).is_err() {
+    if prometheus_client::encoding::text::encode(&mut text, &ctx.registry).is_err() {
         return respond(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/plain",
@@ -278,16 +205,16 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// flight. The caller bounds that wait (one grace period for both servers).
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    ctx: Arc<HttpContext>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Infallible> {
-    serve_with(listener, app, shutdown, HEADER_READ_TIMEOUT).await
+    serve_with(listener, ctx, shutdown, HEADER_READ_TIMEOUT).await
 }
 
 /// [`serve`] with another header-read timeout (tests).
 pub async fn serve_with(
     listener: TcpListener,
-    app: Arc<App>,
+    ctx: Arc<HttpContext>,
     shutdown: impl Future<Output = ()>,
     header_read_timeout: Duration,
 ) -> Result<(), Infallible> {
@@ -317,10 +244,10 @@ pub async fn serve_with(
                         continue;
                     }
                 };
-                let app = app.clone();
+                let ctx = ctx.clone();
                 let svc = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(app, req).await) }
+                    let ctx = ctx.clone();
+                    async move { Ok::<_, Infallible>(handle(ctx, req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                 let conn = graceful.watch(conn);

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use mesh_auth_core::iam::{IamConfig, IamErrors};
 
-use crate::watch::{ChangeTracker, fingerprint, read_files};
+use crate::dir_fingerprint::{ChangeTracker, fingerprint, read_files};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IamLoadError {
@@ -69,7 +69,7 @@ pub struct IamStore {
 }
 
 /// What a reload did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reload {
     Unchanged,
     Applied,

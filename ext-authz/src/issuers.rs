@@ -27,8 +27,8 @@ use mesh_auth_core::verify::{TokenError, Validation, Verified, verify_with};
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-use crate::crypto::RingSignatures;
 use crate::fetch::{FetchError, HttpFetcher};
+use crate::signatures::RingSignatures;
 
 /// A subject token's full claims, as the IAM engine reads them.
 pub type ClaimMap = Map<String, Value>;
@@ -86,7 +86,7 @@ pub enum DiscoveryError {
 
 /// Why a subject token from an external issuer was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum SubjectError {
+pub enum IdpError {
     /// The IdP could not be reached or answered nonsense, and we hold no
     /// usable keys for it (or not the token's key).
     #[error("identity provider {iss} is unavailable: {source}")]
@@ -199,14 +199,14 @@ impl Issuers {
         issuer: &JwtIssuer,
         token: &str,
         now: u64,
-    ) -> Result<Verified<ClaimMap>, SubjectError> {
+    ) -> Result<Verified<ClaimMap>, IdpError> {
         let validation = Validation::new([issuer.iss()], issuer.aud().iter().cloned())
             .map_err(|_| TokenError::WrongAudience)?
             .with_leeway(self.settings.leeway_seconds)
             .with_max_token_bytes(MAX_SUBJECT_TOKEN_BYTES)
             .map_err(|_| TokenError::WrongAudience)?;
         let entry = self.entry(issuer);
-        let unavailable = |source| SubjectError::Unavailable {
+        let unavailable = |source| IdpError::Unavailable {
             iss: issuer.iss().to_owned(),
             source,
         };
@@ -401,62 +401,8 @@ impl Issuers {
     }
 }
 
-async fn fetch(fetcher: &HttpFetcher, issuer: &JwtIssuer) -> Result<KeySet, DiscoveryError> {
-    let base = issuer.discovery_base().trim_end_matches('/');
-    let url = format!("{base}/.well-known/openid-configuration");
-    let doc = fetcher.get_json(&url).await?;
-    let found = doc
-        .get("issuer")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if found != issuer.iss() {
-        return Err(DiscoveryError::IssuerMismatch {
-            url,
-            expected: issuer.iss().to_owned(),
-            found: found.to_owned(),
-        });
-    }
-    let jwks_uri = doc
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| DiscoveryError::NoJwksUri { url: url.clone() })?;
-    let jwks_uri = internal_jwks_uri(issuer, jwks_uri);
-    let jwks = fetcher.get_json(&jwks_uri).await?;
-    let (set, skipped) = KeySet::from_jwks_json(jwks.to_string().as_bytes()).map_err(|source| {
-        DiscoveryError::Jwks {
-            url: jwks_uri.clone(),
-            source,
-        }
-    })?;
-    for s in skipped {
-        tracing::debug!(iss = issuer.iss(), "{s}");
-    }
-    Ok(set)
-}
-
-/// With `issInternal`, the discovery document still advertises public
-/// URLs. A `jwks_uri` on the public issuer's origin is fetched from the
-/// internal origin instead; any other `jwks_uri` is used as given.
-fn internal_jwks_uri(issuer: &JwtIssuer, jwks_uri: &str) -> String {
-    let Some(internal) = issuer.iss_internal() else {
-        return jwks_uri.to_owned();
-    };
-    match (origin(issuer.iss()), origin(internal)) {
-        (Some(public), Some(inside)) if jwks_uri.starts_with(public) => {
-            format!("{inside}{}", &jwks_uri[public.len()..])
-        }
-        _ => jwks_uri.to_owned(),
-    }
-}
-
-/// `scheme://authority` of a URL.
-fn origin(url: &str) -> Option<&str> {
-    let after_scheme = url.find("://")? + 3;
-    let end = url[after_scheme..]
-        .find('/')
-        .map_or(url.len(), |i| after_scheme + i);
-    Some(&url[..end])
-}
+mod discovery;
+use discovery::fetch;
 
 #[cfg(test)]
 mod tests;

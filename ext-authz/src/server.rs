@@ -13,21 +13,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mesh_auth_core::iam::DEFAULT_TOKEN_EXPIRY;
 use mesh_auth_core::{Clock, SystemClock};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::App;
 use crate::authz::{self, AuthzMetrics, Policy};
 use crate::config::Settings;
-use crate::exchange::{ExchangeSettings, Exchanger};
-use crate::fetch::HttpFetcher;
-use crate::iam_store::{IamStore, Reload};
-use crate::issuers::{IssuerSettings, Issuers};
-use crate::metrics::Metrics;
-use crate::signing::{KeySettings, KeyStore};
+use crate::http::{HttpContext, HttpMetrics};
+use crate::iam_store::Reload;
+use crate::state::State;
 
 /// Why the process stops with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,45 +49,29 @@ pub struct Listening {
     pub grpc: SocketAddr,
 }
 
-/// The live state from settings: IAM objects, signing keys, trusted issuers.
-pub fn build_app(settings: &Settings) -> Result<(Arc<App>, AuthzMetrics), Fatal> {
-    let leeway = settings.clock_skew.as_secs();
-    let config = |e: &dyn std::fmt::Display| Fatal::Config(e.to_string());
-    let iam = IamStore::open(&settings.iam_dir).map_err(|e| config(&e))?;
-    let key_settings = KeySettings {
-        leeway,
-        publish_delay: settings.key_publish_delay,
-    };
-    let keys = KeyStore::open(&settings.signing_key_dir, key_settings, SystemClock.now())
-        .map_err(|e| config(&e))?;
-    let fetcher = HttpFetcher::new(settings.idp_timeout, settings.idp_ca_file.as_deref())
-        .map_err(|e| config(&e))?;
-    let issuers = Issuers::new(
-        fetcher,
-        IssuerSettings {
-            refresh: settings.idp_jwks_refresh,
-            min_refetch: settings.idp_min_refetch,
-            max_stale: settings.idp_keys_max_age,
-            leeway_seconds: leeway,
-            ..IssuerSettings::default()
-        },
-    );
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Metrics::register(&mut registry);
+/// Everything the servers share, built from settings.
+pub struct Parts {
+    pub state: Arc<State>,
+    pub http: Arc<HttpContext>,
+    pub authz_metrics: AuthzMetrics,
+    pub reloads: ReloadMetrics,
+}
+
+/// The live state from settings (IAM objects, signing keys, trusted
+/// issuers) and the metrics registry all three report to.
+pub fn build(settings: &Settings) -> Result<Parts, Fatal> {
+    let state = Arc::new(State::open(settings).map_err(|e| Fatal::Config(e.to_string()))?);
+    let mut registry = Registry::default();
+    let http_metrics = HttpMetrics::register(&mut registry);
     let authz_metrics = AuthzMetrics::register(&mut registry);
-    let exchanger = Exchanger {
-        settings: ExchangeSettings {
-            issuer: settings.issuer.clone(),
-            jwks_uri: settings.jwks_uri.clone(),
-            leeway_seconds: leeway,
-            allow_past_subject_expiry: settings.allow_past_subject_expiry,
-        },
-        iam: Arc::new(iam),
-        issuers: Arc::new(issuers),
-        keys: Arc::new(keys),
-    };
-    let app = App::new(exchanger, metrics, registry).map_err(|e| config(&e))?;
-    Ok((Arc::new(app), authz_metrics))
+    let reloads = ReloadMetrics::register(&mut registry);
+    let http = Arc::new(HttpContext::new(state.clone(), http_metrics, registry));
+    Ok(Parts {
+        state,
+        http,
+        authz_metrics,
+        reloads,
+    })
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, Fatal> {
@@ -104,7 +87,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     listening: impl FnOnce(Listening),
 ) -> Result<(), Fatal> {
-    let (app, authz_metrics) = build_app(&settings)?;
+    let parts = build(&settings)?;
     let http_listener = bind("HTTP", settings.http_addr).await?;
     let grpc_listener = bind("gRPC", settings.grpc_addr).await?;
     let addr = |l: &TcpListener| l.local_addr().map_err(|e| Fatal::Bind(e.to_string()));
@@ -114,12 +97,12 @@ pub async fn run(
     };
     let now = SystemClock.now();
     tracing::info!(
-        issuer = app.issuer(),
+        issuer = parts.state.own.issuer,
         http_addr = %bound.http,
         grpc_addr = %bound.grpc,
-        active_kid = %app.exchanger.keys.current().active(now).kid,
-        issuers = app.exchanger.iam.current().issuers().len(),
-        roles = app.exchanger.iam.current().roles().len(),
+        active_kid = %parts.state.keys.current().active(now).kid,
+        issuers = parts.state.iam.current().issuers().len(),
+        roles = parts.state.iam.current().roles().len(),
         "ext-authz started"
     );
 
@@ -128,20 +111,21 @@ pub async fn run(
         let _ = rx.wait_for(|d| *d).await;
     };
     let reloader = tokio::spawn(reload_loop(
-        app.clone(),
+        parts.state.clone(),
+        parts.reloads,
         settings.reload_interval,
         drained(drain_rx.clone()),
     ));
     let mut http = tokio::spawn(crate::http::serve(
         http_listener,
-        app.clone(),
+        parts.http.clone(),
         drained(drain_rx.clone()),
     ));
-    let policy: Arc<dyn Policy> = app.clone();
+    let policy: Arc<dyn Policy> = parts.state.clone();
     let mut grpc = tokio::spawn(authz::serve(
         grpc_listener,
         policy,
-        authz_metrics,
+        parts.authz_metrics,
         drained(drain_rx.clone()),
     ));
     listening(bound);
@@ -163,7 +147,7 @@ pub async fn run(
     if let Some(f) = &fault {
         tracing::error!("{f}; draining the other server and exiting");
     }
-    app.draining.store(true, Ordering::Relaxed);
+    parts.http.draining.store(true, Ordering::Relaxed);
     let _ = drain_tx.send(true);
     let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
     let grace = settings.shutdown_grace;
@@ -210,7 +194,12 @@ async fn finish<E: std::fmt::Display>(
     }
 }
 
-async fn reload_loop(app: Arc<App>, every: Duration, stop: impl Future<Output = ()>) {
+async fn reload_loop(
+    state: Arc<State>,
+    metrics: ReloadMetrics,
+    every: Duration,
+    stop: impl Future<Output = ()>,
+) {
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -219,33 +208,48 @@ async fn reload_loop(app: Arc<App>, every: Duration, stop: impl Future<Output = 
             _ = tick.tick() => {}
             () = &mut stop => return,
         }
-        let a = app.clone();
+        let state = state.clone();
         // File reads and YAML parsing are blocking work.
-        let _ = tokio::task::spawn_blocking(move || {
-            let now = SystemClock.now();
-            match a.exchanger.iam.reload() {
-                Reload::Applied => a.metrics.reload("iam", "applied"),
-                Reload::Rejected => a.metrics.reload("iam", "rejected"),
-                Reload::Unchanged => {}
-            }
-            // Keys that leave the directory stay published this long after
-            // they stop signing: other replicas' tokens may still be live.
-            let max_lifetime = a
-                .exchanger
-                .iam
-                .current()
-                .issuers()
-                .map(|i| i.token_expiry())
-                .chain([DEFAULT_TOKEN_EXPIRY])
-                .max()
-                .unwrap_or(DEFAULT_TOKEN_EXPIRY)
-                .as_secs();
-            if a.exchanger.keys.reload(now, max_lifetime) {
-                a.metrics.reload("keys", "applied");
-            }
-            a.exchanger.keys.tick(now);
-        })
-        .await;
+        if let Ok(done) = tokio::task::spawn_blocking(move || state.reload(SystemClock.now())).await
+        {
+            metrics.record(done);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    what: &'static str,
+    result: &'static str,
+}
+
+/// `faas_mesh_auth_config_reloads_total{what,result}`.
+#[derive(Clone)]
+pub struct ReloadMetrics(Family<ReloadLabels, Counter>);
+
+impl ReloadMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let family = Family::default();
+        registry.register(
+            "faas_mesh_auth_config_reloads",
+            "Reloads of the IAM configuration and the signing keys, by result",
+            family.clone(),
+        );
+        ReloadMetrics(family)
+    }
+
+    fn record(&self, done: crate::state::Reloaded) {
+        let count = |what, result| {
+            self.0.get_or_create(&ReloadLabels { what, result }).inc();
+        };
+        match done.iam {
+            Reload::Applied => count("iam", "applied"),
+            Reload::Rejected => count("iam", "rejected"),
+            Reload::Unchanged => {}
+        }
+        if done.keys {
+            count("keys", "applied");
+        }
     }
 }
 

@@ -176,11 +176,12 @@ fn pem_block(pem: &str, label: &str) -> Option<Vec<u8>> {
 
 /// Read every key file in `dir`, sorted by file name.
 pub fn load_dir(dir: &Path) -> Result<Vec<SigningKey>, KeyError> {
-    let files = crate::watch::read_files(dir, |n| n.ends_with(".pem") || n.ends_with(".key"))
-        .map_err(|source| KeyError::ReadDir {
-            dir: dir.to_owned(),
-            source,
-        })?;
+    let files =
+        crate::dir_fingerprint::read_files(dir, |n| n.ends_with(".pem") || n.ends_with(".key"))
+            .map_err(|source| KeyError::ReadDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
     if files.is_empty() {
         return Err(KeyError::NoKeys(dir.to_owned()));
     }
@@ -224,7 +225,7 @@ pub struct KeySettings {
 pub struct KeyStore {
     dir: PathBuf,
     ring: std::sync::RwLock<Arc<KeyRing>>,
-    tracker: std::sync::Mutex<crate::watch::ChangeTracker>,
+    tracker: std::sync::Mutex<crate::dir_fingerprint::ChangeTracker>,
     settings: KeySettings,
     /// The signing kid last logged, to log each switch once.
     signing: std::sync::Mutex<String>,
@@ -239,7 +240,7 @@ impl KeyStore {
         Ok(KeyStore {
             dir: dir.to_owned(),
             ring: std::sync::RwLock::new(Arc::new(ring)),
-            tracker: std::sync::Mutex::new(crate::watch::ChangeTracker::new(print)),
+            tracker: std::sync::Mutex::new(crate::dir_fingerprint::ChangeTracker::new(print)),
             settings,
             signing: std::sync::Mutex::new(signing),
         })
@@ -323,8 +324,8 @@ impl KeyStore {
 }
 
 fn key_fingerprint(dir: &Path) -> Result<[u8; 32], KeyError> {
-    crate::watch::read_files(dir, |n| n.ends_with(".pem") || n.ends_with(".key"))
-        .map(|files| crate::watch::fingerprint(&files))
+    crate::dir_fingerprint::read_files(dir, |n| n.ends_with(".pem") || n.ends_with(".key"))
+        .map(|files| crate::dir_fingerprint::fingerprint(&files))
         .map_err(|source| KeyError::ReadDir {
             dir: dir.to_owned(),
             source,

@@ -4,9 +4,12 @@
 
 // Not formatted from here: rustfmt would look for their `tests` modules
 // beside this file. `cargo fmt` formats them in filter/.
+// An inline module with a path, so that their own submodules
+// (`config/wire.rs`...) resolve inside filter/src as they do there.
 #[rustfmt::skip]
-#[path = "../../filter/src/config.rs"]
-pub mod config;
-#[rustfmt::skip]
-#[path = "../../filter/src/headers.rs"]
-pub mod headers;
+#[path = "../../filter/src"]
+mod source {
+    pub mod config;
+    pub mod headers;
+}
+pub use source::{config, headers};

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ext_authz::crypto::RingSignatures;
+use ext_authz::signatures::RingSignatures;
 use mesh_auth_core::GatewayClaims;
 use mesh_auth_core::jwks::{
     Algorithm, DEFAULT_MAX_JWKS_BYTES, JwksError, KeySet, RawKey, ec_p256_jwk, p256_spki_der,

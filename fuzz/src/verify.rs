@@ -16,7 +16,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ext_authz::crypto::RingSignatures;
+use ext_authz::signatures::RingSignatures;
 use mesh_auth_core::iam::ClaimMap;
 use mesh_auth_core::jwks::{Algorithm, RawKey, VerifyingKey};
 use mesh_auth_core::verify::{

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
-use ext_authz::authz::{AuthzMetrics, Policy};
+use ext_authz::authz::{Action, AuthzMetrics, Policy, Resource};
 use mesh_auth_core::glob::Glob;
 use mesh_auth_core::testing::{TestKey, jwks};
 use mesh_auth_core::{
@@ -64,7 +64,8 @@ impl Policy for TestPolicy {
         verify(token, &self.keys, &self.validation, SystemClock.now())
     }
 
-    fn allows(&self, claims: &Claims<GatewayClaims>, action: &str, resource: &str) -> bool {
+    fn allows(&self, claims: &Claims<GatewayClaims>, action: Action, resource: &Resource) -> bool {
+        let (action, resource) = (action.as_str(), resource.to_string());
         claims
             .custom
             .policy
@@ -72,7 +73,7 @@ impl Policy for TestPolicy {
             .flatten()
             .filter_map(|p| self.policies.get(p.as_str()))
             .flatten()
-            .any(|(a, r)| a.matches(action) && r.matches(resource))
+            .any(|(a, r)| a.matches(action) && r.matches(&resource))
     }
 }
 

@@ -10,7 +10,9 @@ use envoy_types::ext_authz::v3::pb::{
 };
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::rpc;
-use mesh_auth_core::bearer::bearer_token;
+use mesh_auth_core::bearer::{bearer_token, challenge};
+use mesh_auth_core::headers::{DENIAL_HEADERS, is_forwardable};
+use mesh_auth_core::invoke::body;
 use mesh_auth_core::{
     Claims, GatewayClaims, InvokeDenial, TokenError, TokenKind, authorize_invoke,
 };
@@ -19,10 +21,7 @@ use tonic::{Code, Status};
 use super::Policy;
 use super::routes::{self, Action, Body, Family, RequestParts, Resource, RouteError};
 
-/// The request header that carries the caller's `sub` upstream. Only
-/// ext-authz (and the sidecar filter) set it: a client's copy is replaced or
-/// removed on every allowed request.
-pub const SUBJECT_HEADER: &str = "x-faas-mesh-auth-subject";
+pub use mesh_auth_core::headers::SUBJECT_HEADER;
 
 /// Envoy's marker on a body cut at `with_request_body.max_request_bytes`.
 const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
@@ -81,15 +80,11 @@ impl Denial {
         }
     }
 
-    /// The `WWW-Authenticate` value, for 401s only. Parameters are joined
-    /// with `", "`, as faas-cli splits them.
+    /// The `WWW-Authenticate` value, for 401s only.
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
-            Denial::MissingToken => Some(format!(r#"Bearer realm="{API_REALM}""#)),
-            Denial::Token(_) | Denial::NotApiToken => Some(format!(
-                r#"Bearer realm="{API_REALM}", error="invalid_token", error_description="{}""#,
-                self.code()
-            )),
+            Denial::MissingToken => Some(challenge(API_REALM, None)),
+            Denial::Token(_) | Denial::NotApiToken => Some(challenge(API_REALM, Some(self.code()))),
             Denial::Invoke(d) => d.www_authenticate(),
             Denial::NotAllowed { .. } | Denial::Route(_) | Denial::NotHttp => None,
         }
@@ -97,26 +92,17 @@ impl Denial {
 
     /// The response body: short, and the same words as the watchdog and the
     /// sidecar filter where they overlap.
-    pub fn body(&self) -> String {
+    pub fn body(&self) -> Cow<'static, str> {
         match self {
-            Denial::MissingToken | Denial::Invoke(InvokeDenial::MissingToken) => {
-                "Bearer must be present in Authorization header\n".to_owned()
-            }
-            Denial::Token(_) | Denial::Invoke(InvokeDenial::Token(_)) => {
-                "invalid token\n".to_owned()
-            }
-            Denial::NotApiToken => "invalid token: not an API token\n".to_owned(),
-            Denial::Invoke(InvokeDenial::NotAFunctionToken) => {
-                "invalid token: not a function token\n".to_owned()
-            }
-            Denial::Invoke(InvokeDenial::NotPermitted(_) | InvokeDenial::OutsideAudience(_)) => {
-                "insufficient permissions\n".to_owned()
-            }
+            Denial::MissingToken => body::MISSING_TOKEN.into(),
+            Denial::Token(_) => body::INVALID_TOKEN.into(),
+            Denial::NotApiToken => "invalid token: not an API token\n".into(),
+            Denial::Invoke(d) => d.body().into(),
             Denial::NotAllowed { action, resource } => {
-                format!("insufficient permissions: {action} on {resource}\n")
+                format!("insufficient permissions: {action} on {resource}\n").into()
             }
-            Denial::Route(e) => format!("{e}\n"),
-            Denial::NotHttp => "not an HTTP request\n".to_owned(),
+            Denial::Route(e) => format!("{e}\n").into(),
+            Denial::NotHttp => "not an HTTP request\n".into(),
         }
     }
 }
@@ -245,10 +231,9 @@ fn decide_api(policy: &dyn Policy, view: &HttpView<'_>, d: &mut Decision) -> Res
         path: &view.0.path,
         body: view.body(),
     })?;
-    let resource = api.resource.to_string();
     d.action = Some(api.action.as_str());
-    d.resource = Some(resource.clone());
-    if !policy.allows(&claims, api.action.as_str(), &resource) {
+    d.resource = Some(api.resource.to_string());
+    if !policy.allows(&claims, api.action, &api.resource) {
         return Err(Denial::NotAllowed {
             action: api.action,
             resource: api.resource,
@@ -374,7 +359,7 @@ fn allowed(allow: &Allow) -> CheckResponse {
     let mut ok = OkHttpResponse::default();
     // Envoy applies `headers` before `headers_to_remove`, so the subject is
     // overwritten (which drops every client copy) rather than also removed.
-    match allow.subject.as_deref().filter(|s| is_header_value(s)) {
+    match allow.subject.as_deref().filter(|s| is_forwardable(s)) {
         Some(sub) => ok.headers.push(header(SUBJECT_HEADER, sub)),
         None => ok.headers_to_remove.push(SUBJECT_HEADER.to_owned()),
     }
@@ -397,10 +382,8 @@ fn allowed(allow: &Allow) -> CheckResponse {
 
 fn denied(denial: &Denial) -> CheckResponse {
     let status = denial.status();
-    let mut headers = vec![
-        header("content-type", "text/plain; charset=utf-8"),
-        header("cache-control", "no-store"),
-    ];
+    let mut headers: Vec<HeaderValueOption> =
+        DENIAL_HEADERS.iter().map(|(k, v)| header(k, v)).collect();
     if let Some(challenge) = denial.www_authenticate() {
         headers.push(header("www-authenticate", &challenge));
     }
@@ -420,7 +403,7 @@ fn denied(denial: &Denial) -> CheckResponse {
                 code: i32::from(status),
             }),
             headers,
-            body: denial.body(),
+            body: denial.body().into_owned(),
         })),
         ..CheckResponse::default()
     }
@@ -438,13 +421,6 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
         keep_empty_value: false,
     }
-}
-
-/// Visible ASCII and spaces only, not empty: safe to forward as a header.
-fn is_header_value(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use mesh_auth_core::{
 };
 use serde_json::{Value, json};
 
-use super::Policy;
+use super::{Action, Policy, Resource};
 
 pub const ISSUER: &str = "https://gateway.example.com";
 
@@ -95,7 +95,8 @@ impl Policy for FakePolicy {
         verify(token, &self.keys, &self.validation, SystemClock.now())
     }
 
-    fn allows(&self, claims: &Claims<GatewayClaims>, action: &str, resource: &str) -> bool {
+    fn allows(&self, claims: &Claims<GatewayClaims>, action: Action, resource: &Resource) -> bool {
+        let (action, resource) = (action.as_str(), resource.to_string());
         claims
             .custom
             .policy
@@ -103,7 +104,7 @@ impl Policy for FakePolicy {
             .flatten()
             .filter_map(|name| self.policies.get(name))
             .flatten()
-            .any(|(a, r)| a.matches(action) && r.matches(resource))
+            .any(|(a, r)| a.matches(action) && r.matches(&resource))
     }
 
     fn ready(&self) -> bool {

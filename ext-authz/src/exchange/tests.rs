@@ -6,13 +6,16 @@ use mesh_auth_core::testing::{TestKey, jwks};
 use mesh_auth_core::verify::Validation;
 use mesh_auth_core::{GatewayClaims, KeySet, verify};
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::fetch::HttpFetcher;
-use crate::issuers::IssuerSettings;
-use crate::signing::KeySettings;
-use crate::testutil::JsonServer;
+use crate::http::OAuthError;
+use crate::iam_store::IamStore;
+use crate::issuers::{IssuerSettings, Issuers};
+use crate::json_server::JsonServer;
+use crate::signing::{KeySettings, KeyStore};
+use crate::state::OwnIssuer;
 
 fn key_settings() -> KeySettings {
     KeySettings {
@@ -26,7 +29,7 @@ const GW: &str = "https://gateway.example.com";
 struct Fixture {
     idp: JsonServer,
     idp_key: TestKey,
-    ex: Exchanger,
+    state: State,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -103,24 +106,25 @@ async fn fixture() -> Fixture {
         secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
     )
     .unwrap();
-    let ex = Exchanger {
-        settings: ExchangeSettings {
+    let state = State::new(
+        OwnIssuer {
             issuer: GW.into(),
             jwks_uri: format!("{GW}/.well-known/jwks.json"),
             leeway_seconds: 30,
             allow_past_subject_expiry: false,
         },
-        iam: Arc::new(IamStore::open(iam_dir.path()).unwrap()),
-        issuers: Arc::new(Issuers::new(
+        IamStore::open(iam_dir.path()).unwrap(),
+        KeyStore::open(key_dir.path(), key_settings(), 0).unwrap(),
+        Issuers::new(
             HttpFetcher::new(Duration::from_secs(2), None).unwrap(),
             IssuerSettings::default(),
-        )),
-        keys: Arc::new(KeyStore::open(key_dir.path(), key_settings(), 0).unwrap()),
-    };
+        ),
+    )
+    .unwrap();
     Fixture {
         idp,
         idp_key,
-        ex,
+        state,
         _dirs: (iam_dir, key_dir),
     }
 }
@@ -148,11 +152,11 @@ impl Fixture {
     }
 
     async fn run(&self, req: &ExchangeRequest) -> Result<Issued, OAuthError> {
-        self.ex.exchange(req, now(), &mut Audit::default()).await
+        self.run_at(req, now()).await
     }
 
     fn decode(&self, token: &str) -> mesh_auth_core::Claims<GatewayClaims> {
-        let set: KeySet = self.ex.keys.current().key_set(now());
+        let set: KeySet = self.state.keys.current().key_set(now());
         verify::<GatewayClaims>(token, &set, &Validation::new([GW], [GW]).unwrap(), now())
             .unwrap()
             .claims
@@ -166,7 +170,7 @@ async fn id_token_for_a_function_token() {
         .run(&f.request(&f.id_token("alice", 3600, json!({})), Some("function"), &[]))
         .await
         .unwrap();
-    assert_eq!(issued.scope, "function");
+    assert_eq!(issued.kind, Kind::Function);
     let c = f.decode(&issued.access_token);
     assert_eq!(c.sub.as_deref(), Some("fed:alice"));
     assert_eq!(c.iss.as_deref(), Some(GW));
@@ -192,7 +196,7 @@ async fn id_token_for_a_function_token() {
     assert_eq!(header["typ"], "JWT");
     assert_eq!(
         header["kid"],
-        f.ex.keys.current().active(now()).kid.as_str()
+        f.state.keys.current().active(now()).kid.as_str()
     );
 }
 
@@ -296,11 +300,13 @@ impl Fixture {
                 fed_iss: Some(fed_iss.into()),
             },
         };
-        self.ex.keys.current().active(iat).sign(claims).unwrap()
+        self.state.keys.current().active(iat).sign(claims).unwrap()
     }
 
     async fn run_at(&self, req: &ExchangeRequest, at: u64) -> Result<Issued, OAuthError> {
-        self.ex.exchange(req, at, &mut Audit::default()).await
+        run(&self.state, req, at)
+            .await
+            .map_err(|e| OAuthError::from(&e))
     }
 }
 
@@ -311,7 +317,7 @@ async fn an_api_token_cannot_renew_itself_past_its_exp() {
     // long as its subject, and the subject was accepted past its exp.
     for allow_past in [false, true] {
         let mut f = fixture().await;
-        f.ex.settings.allow_past_subject_expiry = allow_past;
+        f.state.own.allow_past_subject_expiry = allow_past;
         let t0 = now();
         let exp = t0 + 60;
         let mut token = f.api_token(t0, exp, &["invoke-policy"], &f.idp.url());
@@ -364,7 +370,7 @@ async fn an_api_token_whose_issuer_or_policies_are_gone_is_refused() {
         .collect::<Vec<_>>()
         .join("---\n");
     std::fs::write(dir.join("iam.yaml"), without_issuer).unwrap();
-    assert_eq!(f.ex.iam.reload(), crate::iam_store::Reload::Applied);
+    assert_eq!(f.state.iam.reload(), crate::iam_store::Reload::Applied);
     let e = f
         .run(&f.request(&good, Some("function"), &[]))
         .await
@@ -460,18 +466,15 @@ async fn an_unreachable_idp_is_temporarily_unavailable() {
     let t = f.id_token("alice", 3600, json!({}));
     let url = f.idp.url();
     drop(f.idp);
-    let ex = &f.ex;
     let req = ExchangeRequest {
         grant_type: Some(GRANT_TOKEN_EXCHANGE.into()),
         subject_token: Some(t),
         subject_token_type: Some(TOKEN_TYPE_ID_TOKEN.into()),
         ..Default::default()
     };
-    let e = ex
-        .exchange(&req, now(), &mut Audit::default())
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), "temporarily_unavailable", "{e}");
+    // Only the state is borrowed: the IdP is gone.
+    let e = OAuthError::from(&run(&f.state, &req, now()).await.unwrap_err());
+    assert_eq!(e.code(), "temporarily_unavailable", "{e:?}");
     assert_eq!(e.status(), 503);
     assert!(e.description().contains(&url));
 }
@@ -487,7 +490,7 @@ fn request_parsing_merges_query_and_body() {
     assert_eq!(r.audiences, vec!["a:b", "c:d"]);
     assert!(r.wants_function_token());
     let e = ExchangeRequest::parse(Some("scope=function"), b"scope=other").unwrap_err();
-    assert!(e.description().contains("more than once"));
+    assert!(e.to_string().contains("more than once"));
     assert!(ExchangeRequest::parse(Some("scope=function"), b"scope=function").is_ok());
     let many: String = (0..100).map(|i| format!("audience=a:{i}&")).collect();
     assert!(ExchangeRequest::parse(None, many.as_bytes()).is_err());

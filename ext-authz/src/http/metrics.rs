@@ -1,5 +1,5 @@
-//! Prometheus metrics for the HTTP side (the gRPC side registers its own in
-//! `authz::AuthzMetrics`), served at `/metrics`.
+//! The HTTP server's counters, served at `/metrics` next to the Check
+//! service's ([`crate::authz::AuthzMetrics`]) and the reloads'.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,37 +9,29 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExchangeLabels {
-    /// `ok` or the OAuth error code.
-    pub result: String,
-    /// `function`, `api`, or `none` when the request never got that far.
-    pub kind: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReloadLabels {
-    pub what: String,
-    pub result: String,
+struct ExchangeLabels {
+    /// `ok` or why not: an [`crate::exchange::ExchangeError`]'s reason.
+    result: &'static str,
+    /// `function`, `api`, or `none` when the form did not parse.
+    kind: &'static str,
 }
 
 #[derive(Clone)]
-pub struct Metrics {
-    pub exchanges: Family<ExchangeLabels, Counter>,
+pub struct HttpMetrics {
+    exchanges: Family<ExchangeLabels, Counter>,
     pub exchange_seconds: Histogram,
-    pub jwks_served: Counter,
-    pub reloads: Family<ReloadLabels, Counter>,
-    pub published_keys: Gauge,
+    jwks_served: Counter,
+    published_keys: Gauge,
 }
 
-impl Metrics {
+impl HttpMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Metrics {
+        let m = HttpMetrics {
             exchanges: Family::default(),
             exchange_seconds: Histogram::new([
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
             ]),
             jwks_served: Counter::default(),
-            reloads: Family::default(),
             published_keys: Gauge::default(),
         };
         registry.register(
@@ -58,11 +50,6 @@ impl Metrics {
             m.jwks_served.clone(),
         );
         registry.register(
-            "faas_mesh_auth_config_reloads",
-            "Reloads of the IAM configuration and the signing keys, by result",
-            m.reloads.clone(),
-        );
-        registry.register(
             "faas_mesh_auth_published_keys",
             "Public keys in the JWKS",
             m.published_keys.clone(),
@@ -70,12 +57,15 @@ impl Metrics {
         m
     }
 
-    pub fn reload(&self, what: &str, result: &str) {
-        self.reloads
-            .get_or_create(&ReloadLabels {
-                what: what.into(),
-                result: result.into(),
-            })
+    pub fn exchanged(&self, kind: &'static str, result: &'static str) {
+        self.exchanges
+            .get_or_create(&ExchangeLabels { result, kind })
             .inc();
+    }
+
+    pub fn jwks_served(&self, keys: usize) {
+        self.jwks_served.inc();
+        self.published_keys
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
     }
 }

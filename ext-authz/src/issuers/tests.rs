@@ -5,8 +5,9 @@ use mesh_auth_core::iam::IamConfig;
 use mesh_auth_core::testing::{TestKey, jwks};
 use serde_json::json;
 
+use super::discovery::origin;
 use super::*;
-use crate::testutil::JsonServer;
+use crate::json_server::JsonServer;
 
 fn issuer(iss: &str, internal: Option<&str>) -> JwtIssuer {
     let internal = internal
@@ -71,7 +72,7 @@ async fn wrong_audience_and_foreign_keys_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, SubjectError::Token(TokenError::WrongAudience)),
+        matches!(err, IdpError::Token(TokenError::WrongAudience)),
         "{err}"
     );
     let evil = TestKey::generate();
@@ -80,7 +81,7 @@ async fn wrong_audience_and_foreign_keys_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, SubjectError::Token(TokenError::UnknownKid(_))),
+        matches!(err, IdpError::Token(TokenError::UnknownKid(_))),
         "{err}"
     );
 }
@@ -139,7 +140,7 @@ async fn an_idp_that_is_down_fails_fast_and_clearly() {
         .await
         .unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3));
-    assert!(matches!(err, SubjectError::Unavailable { .. }), "{err}");
+    assert!(matches!(err, IdpError::Unavailable { .. }), "{err}");
     assert!(err.to_string().contains("unavailable"), "{err}");
 }
 
@@ -264,7 +265,7 @@ async fn an_unknown_kid_while_the_idp_is_down_is_unavailable_not_invalid() {
         .verify(&iss, &id_token(&new, &url, "openfaas"), now())
         .await
         .unwrap_err();
-    assert!(matches!(err, SubjectError::Unavailable { .. }), "{err}");
+    assert!(matches!(err, IdpError::Unavailable { .. }), "{err}");
     // Cached keys still serve tokens they know.
     reg.verify(&iss, &id_token(&old, &url, "openfaas"), now())
         .await
@@ -356,7 +357,7 @@ async fn keys_past_max_stale_are_never_used_and_are_fetched_again() {
     // Past max_stale, never: the IdP may have withdrawn that key.
     clock.advance(Duration::from_secs(1801));
     let err = reg.verify(&iss, &old_token(), now()).await.unwrap_err();
-    assert!(matches!(err, SubjectError::Unavailable { .. }), "{err}");
+    assert!(matches!(err, IdpError::Unavailable { .. }), "{err}");
 
     // The IdP is back, the old key withdrawn: it is fetched again (once
     // stale keys used to be served for good without a fetch), and the
@@ -368,13 +369,11 @@ async fn keys_past_max_stale_are_never_used_and_are_fetched_again() {
     fetch_settled(&reg, &iss).await;
     assert!(idp.hits() > before, "no fetch after max_stale");
     let err = match err {
-        SubjectError::Unavailable { .. } => {
-            reg.verify(&iss, &old_token(), now()).await.unwrap_err()
-        }
+        IdpError::Unavailable { .. } => reg.verify(&iss, &old_token(), now()).await.unwrap_err(),
         e => e,
     };
     assert!(
-        matches!(err, SubjectError::Token(TokenError::UnknownKid(_))),
+        matches!(err, IdpError::Token(TokenError::UnknownKid(_))),
         "{err}"
     );
     reg.verify(&iss, &id_token(&new, &idp.url(), "openfaas"), now())
@@ -408,7 +407,7 @@ async fn after_a_failed_fetch_exchanges_fail_fast_and_retries_back_off() {
     // The first exchange waits for the fetch, which times out.
     let started = Instant::now();
     let err = reg.verify(&iss, &token, now()).await.unwrap_err();
-    assert!(matches!(err, SubjectError::Unavailable { .. }), "{err}");
+    assert!(matches!(err, IdpError::Unavailable { .. }), "{err}");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
@@ -466,7 +465,7 @@ async fn through_an_outage_cached_kids_work_and_a_rotated_key_is_accepted_soon_a
             .verify(&iss, &id_token(&new, &url, "openfaas"), now())
             .await
             .unwrap_err();
-        assert!(matches!(err, SubjectError::Unavailable { .. }), "{err}");
+        assert!(matches!(err, IdpError::Unavailable { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_millis(100));
         fetch_settled(&reg, &iss).await;
     }
@@ -521,7 +520,7 @@ async fn subject_tokens_up_to_16_kib_are_accepted() {
         "iat": n, "exp": n + 300, "groups": groups}));
     let err = reg.verify(&iss, &huge, n).await.unwrap_err();
     assert!(
-        matches!(err, SubjectError::Token(TokenError::TooLong { .. })),
+        matches!(err, IdpError::Token(TokenError::TooLong { .. })),
         "{err}"
     );
 }

@@ -168,7 +168,9 @@ async fn slow_or_idle_clients_are_cut_off_after_the_header_read_timeout() {
         signing_key_dir: Some(keys.path().to_owned()),
         ..Args::default()
     };
-    let (app, _) = build_app(&Settings::resolve(args, &HashMap::new()).unwrap()).unwrap();
+    let app = build(&Settings::resolve(args, &HashMap::new()).unwrap())
+        .unwrap()
+        .http;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(crate::http::serve_with(

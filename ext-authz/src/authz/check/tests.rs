@@ -2,7 +2,7 @@ use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue as PbHeade
 use serde_json::json;
 
 use super::*;
-use crate::authz::test_support::{FakePolicy, ISSUER, Req};
+use crate::authz::fixtures::{FakePolicy, ISSUER, Req};
 
 fn policy() -> FakePolicy {
     FakePolicy::new()

@@ -19,7 +19,8 @@ use tonic_health::pb::health_check_response::ServingStatus as Pb;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::*;
-use crate::authz::test_support::{FakePolicy, Req};
+use crate::authz::fixtures::{FakePolicy, Req};
+use crate::authz::{Action, Resource};
 
 const AUTHZ_NAME: &str = "envoy.service.auth.v3.Authorization";
 const WAIT: Duration = Duration::from_secs(10);
@@ -273,7 +274,7 @@ impl Policy for Gated {
         self.inner.verify(token)
     }
 
-    fn allows(&self, claims: &Claims<GatewayClaims>, action: &str, resource: &str) -> bool {
+    fn allows(&self, claims: &Claims<GatewayClaims>, action: Action, resource: &Resource) -> bool {
         self.inner.allows(claims, action, resource)
     }
 }
