@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mesh_auth_core::claims::GatewayClaims;
-use mesh_auth_core::iam::{ClaimMap, IamConfig};
+use mesh_auth_core::iam::{ClaimMap, DEFAULT_TOKEN_EXPIRY, Grants, IamConfig};
 use mesh_auth_core::verify::TokenError;
 use serde_json::Value;
 
@@ -99,6 +99,26 @@ pub struct Subject {
     pub ours: bool,
 }
 
+impl Subject {
+    /// What `grants` give `fed_sub`; no Roles, the default token lifetime.
+    fn new(fed_sub: String, fed_iss: String, exp: u64, grants: &Grants<'_>) -> Self {
+        Subject {
+            fed_sub,
+            fed_iss,
+            exp,
+            policy_names: grants.policy_names().map(str::to_owned).collect(),
+            permissions: grants
+                .function_permissions()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            roles: Vec::new(),
+            token_expiry: DEFAULT_TOKEN_EXPIRY,
+            ours: false,
+        }
+    }
+}
+
 /// Verify `token` and work out what it is entitled to.
 pub async fn verify(state: &State, token: &str, now: u64) -> Result<Subject, SubjectError> {
     let iss = unverified_issuer(token)?;
@@ -120,20 +140,15 @@ pub async fn verify(state: &State, token: &str, now: u64) -> Result<Subject, Sub
     if !eval.is_match() {
         return Err(SubjectError::NoMatchingRole { sub, iss });
     }
-    Ok(Subject {
-        fed_sub: format!("fed:{sub}"),
-        fed_iss: iss,
-        exp: verified.claims.exp,
-        policy_names: eval.policy_names().map(str::to_owned).collect(),
-        permissions: eval
-            .function_permissions()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        roles: eval.roles().iter().map(|r| r.name().to_owned()).collect(),
-        token_expiry: issuer.token_expiry(),
-        ours: false,
-    })
+    let mut subject = Subject::new(
+        format!("fed:{sub}"),
+        iss,
+        verified.claims.exp,
+        eval.grants(),
+    );
+    subject.roles = eval.roles().iter().map(|r| r.name().to_owned()).collect();
+    subject.token_expiry = issuer.token_expiry();
+    Ok(subject)
 }
 
 /// One of our own API tokens: its policies are read again from the current
@@ -161,21 +176,12 @@ fn our_api_token(
     if !names.iter().any(|n| iam.policy(n).is_some()) {
         return Err(SubjectError::PoliciesGone(names));
     }
+    let sub = verified.claims.sub.clone().unwrap_or_default();
     let grants = iam.grants_for_policies(&names, &claims);
-    Ok(Subject {
-        fed_sub: verified.claims.sub.clone().unwrap_or_default(),
-        fed_iss,
-        exp: verified.claims.exp,
-        policy_names: grants.policy_names().map(str::to_owned).collect(),
-        permissions: grants
-            .function_permissions()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        roles: Vec::new(),
-        token_expiry: issuer.token_expiry(),
-        ours: true,
-    })
+    let mut subject = Subject::new(sub, fed_iss, verified.claims.exp, &grants);
+    subject.token_expiry = issuer.token_expiry();
+    subject.ours = true;
+    Ok(subject)
 }
 
 /// `iss` from the payload, unverified: only to choose whose keys verify it.
