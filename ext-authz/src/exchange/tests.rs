@@ -500,3 +500,97 @@ fn request_parsing_merges_query_and_body() {
             .wants_function_token()
     );
 }
+
+/// `grant` alone: no server, no keys, no clock.
+mod pure_grant {
+    use super::*;
+
+    fn subject(exp: u64, ours: bool) -> Subject {
+        Subject {
+            fed_sub: "fed:alice".into(),
+            fed_iss: "https://idp".into(),
+            exp,
+            policy_names: vec!["invoke-policy".into()],
+            permissions: vec!["openfaas-fn:*".into(), "dev:env".into()],
+            roles: vec!["invoke-role".into()],
+            token_expiry: Duration::from_secs(1800),
+            ours,
+        }
+    }
+
+    fn req(scope: Option<&str>, audiences: &[&str]) -> ExchangeRequest {
+        ExchangeRequest {
+            scope: scope.map(str::to_owned),
+            audiences: audiences.iter().map(|s| s.to_string()).collect(),
+            ..ExchangeRequest::default()
+        }
+    }
+
+    #[test]
+    fn the_lifetime_is_the_issuers_and_never_past_the_subject() {
+        let now = 1_000;
+        let g = grant(&subject(now + 7200, false), &req(None, &[]), now, false).unwrap();
+        assert_eq!(g.exp, now + 1800);
+        let g = grant(&subject(now + 60, false), &req(None, &[]), now, false).unwrap();
+        assert_eq!(g.exp, now + 60);
+        // Lifted for an IdP's token when asked, never for one of ours.
+        let g = grant(&subject(now + 60, false), &req(None, &[]), now, true).unwrap();
+        assert_eq!(g.exp, now + 1800);
+        let g = grant(&subject(now + 60, true), &req(None, &[]), now, true).unwrap();
+        assert_eq!(g.exp, now + 60);
+        // At or past exp: nothing, whatever the leeway elsewhere.
+        for ours in [false, true] {
+            let e = grant(&subject(now, ours), &req(None, &[]), now, true).unwrap_err();
+            assert!(matches!(e, ExchangeError::SubjectExpired(0)), "{e}");
+            assert_eq!(e.reason(), "subject_expired");
+        }
+    }
+
+    #[test]
+    fn function_and_api_grants_carry_their_own_claims() {
+        let s = subject(5_000, false);
+        let f = grant(
+            &s,
+            &req(Some("openid function"), &["dev:env"]),
+            1_000,
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.sub, "fed:alice");
+        let function = f.claims.function.unwrap();
+        assert_eq!(function.permissions, s.permissions);
+        assert_eq!(function.audience, Some(vec!["dev:env".to_owned()]));
+        assert_eq!(f.claims.policy, None);
+        assert_eq!(f.claims.fed_iss.as_deref(), Some("https://idp"));
+        let a = grant(&s, &req(None, &[]), 1_000, false).unwrap();
+        assert_eq!(a.claims.function, None);
+        assert_eq!(a.claims.policy, Some(s.policy_names.clone()));
+    }
+
+    #[test]
+    fn audiences_must_be_functions_inside_the_permissions() {
+        let s = subject(5_000, false);
+        let cases: [(&[&str], Option<&str>); 6] = [
+            (&["openfaas-fn:env", "openfaas-fn:*", "dev:env"], None),
+            (&["dev:other"], Some("audience_outside_permissions")),
+            (&["*"], Some("audience_outside_permissions")),
+            (&["Dev:env"], Some("audience_not_a_function")),
+            (&["dev"], Some("audience_not_a_function")),
+            (&["dev:env:x"], Some("audience_not_a_function")),
+        ];
+        for (audiences, reason) in cases {
+            let got = grant(&s, &req(Some("function"), audiences), 1_000, false);
+            assert_eq!(
+                got.as_ref().err().map(ExchangeError::reason),
+                reason,
+                "{audiences:?}"
+            );
+        }
+        let e = grant(&s, &req(None, &["dev:env"]), 1_000, false).unwrap_err();
+        assert_eq!(e.reason(), "audience_without_function_scope");
+        let mut none = s.clone();
+        none.permissions.clear();
+        let e = grant(&none, &req(Some("function"), &[]), 1_000, false).unwrap_err();
+        assert_eq!(e.reason(), "no_invoke_permission");
+    }
+}
