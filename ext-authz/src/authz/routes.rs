@@ -82,7 +82,7 @@ use mesh_auth_core::iam;
 pub use mesh_auth_core::iam::Action;
 use mesh_auth_core::{FunctionId, FunctionIdError};
 
-use super::gojson::{self, GoJsonError, GoObject};
+use super::gojson::{self, GoObject};
 
 /// The namespace OpenFaaS uses when a request names none.
 pub const DEFAULT_NAMESPACE: &str = mesh_auth_core::permission::DEFAULT_NAMESPACE;
@@ -173,91 +173,6 @@ pub enum Body<'a> {
     NotForwarded,
     /// Envoy forwarded only the first `max_request_bytes`.
     Truncated,
-}
-
-/// Why a request has no IAM action, or cannot be classified safely.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// 403: not a route the gateway serves with an IAM action.
-    #[error("no IAM action is defined for this method and path")]
-    Unknown,
-    /// 400: the request is malformed or ambiguous.
-    #[error(transparent)]
-    BadRequest(#[from] BadRequest),
-    /// 403: the namespace or name may be in a body Envoy did not send.
-    #[error(
-        "the request body was not forwarded to ext-authz (configure with_request_body on the ext_authz filter)"
-    )]
-    BodyNotForwarded,
-    /// 413: Envoy sent only part of the body.
-    #[error("the request body is larger than ext-authz accepts")]
-    BodyTruncated,
-}
-
-impl RouteError {
-    /// The HTTP status of the denial.
-    pub fn status(&self) -> u16 {
-        match self {
-            RouteError::Unknown | RouteError::BodyNotForwarded => 403,
-            RouteError::BadRequest(_) => 400,
-            RouteError::BodyTruncated => 413,
-        }
-    }
-
-    /// A stable snake_case name for metrics and logs.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RouteError::Unknown => "unknown_route",
-            RouteError::BadRequest(b) => b.code(),
-            RouteError::BodyNotForwarded => "body_not_forwarded",
-            RouteError::BodyTruncated => "body_truncated",
-        }
-    }
-}
-
-/// How a request is malformed or ambiguous (each a 400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BadRequest {
-    #[error("the namespace is given more than once with different values")]
-    AmbiguousNamespace,
-    #[error("the query and the body name different namespaces")]
-    ConflictingNamespace,
-    #[error("the namespace is not a valid Kubernetes namespace name")]
-    InvalidNamespace,
-    #[error("the name is given more than once with different values")]
-    AmbiguousName,
-    #[error("the path and the body name different objects")]
-    ConflictingName,
-    #[error("the request does not name the object it acts on")]
-    MissingName,
-    #[error("the name is not a valid function, secret or namespace name")]
-    InvalidName,
-    #[error("the request body is not a JSON object")]
-    BodyNotJson,
-    #[error("a JSON field this route reads is not a string")]
-    FieldNotString,
-    #[error("the query contains ';'")]
-    SemicolonInQuery,
-    #[error("the path contains empty, '.' or '..' segments")]
-    UncleanPath,
-}
-
-impl BadRequest {
-    pub fn code(self) -> &'static str {
-        match self {
-            BadRequest::AmbiguousNamespace => "ambiguous_namespace",
-            BadRequest::ConflictingNamespace => "conflicting_namespace",
-            BadRequest::InvalidNamespace => "invalid_namespace",
-            BadRequest::AmbiguousName => "ambiguous_name",
-            BadRequest::ConflictingName => "conflicting_name",
-            BadRequest::MissingName => "missing_name",
-            BadRequest::InvalidName => "invalid_name",
-            BadRequest::BodyNotJson => "body_not_json",
-            BadRequest::FieldNotString => "field_not_string",
-            BadRequest::SemicolonInQuery => "semicolon_in_query",
-            BadRequest::UncleanPath => "unclean_path",
-        }
-    }
 }
 
 /// Where the providers read a route's namespace (see the module docs).
@@ -479,153 +394,6 @@ fn is_unclean(path: &str) -> bool {
     path.contains("//") || path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
-const NAMESPACE_KEY: &str = "namespace";
-
-/// The decoded `namespace` and `name` query parameters: every value of
-/// each, in order (Go's `url.ParseQuery` decoding: `+` is a space).
-#[derive(Debug, Default)]
-struct Query {
-    namespace: Vec<String>,
-    name: Vec<String>,
-}
-
-impl Query {
-    fn parse(query: &str) -> Self {
-        let mut q = Query::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            match k.as_ref() {
-                NAMESPACE_KEY => q.namespace.push(v.into_owned()),
-                "name" => q.name.push(v.into_owned()),
-                _ => {}
-            }
-        }
-        q
-    }
-}
-
-/// The one value of a repeated parameter: `None` when absent or empty (Go
-/// treats `""` as unset); an error when two occurrences differ, since Go
-/// handlers disagree on whether the first or the last one counts.
-fn single(values: &[String], ambiguous: BadRequest) -> Result<Option<String>, RouteError> {
-    let mut it = values.iter();
-    let Some(first) = it.next() else {
-        return Ok(None);
-    };
-    if it.any(|v| v != first) {
-        return Err(ambiguous.into());
-    }
-    Ok(non_empty(first).map(str::to_owned))
-}
-
-fn non_empty(s: &str) -> Option<&str> {
-    (!s.is_empty()).then_some(s)
-}
-
-/// A string field of the body, `None` when absent, null or empty.
-fn body_string(
-    body: &GoObject,
-    field: &str,
-    ambiguous: BadRequest,
-) -> Result<Option<String>, RouteError> {
-    match body.string(field) {
-        Ok(v) => Ok(v.filter(|s| !s.is_empty())),
-        Err(GoJsonError::Conflicting) => Err(ambiguous.into()),
-        Err(_) => Err(BadRequest::FieldNotString.into()),
-    }
-}
-
-/// The namespace to check, and the query value to set on the forwarded
-/// request (see the module docs).
-fn namespace(
-    from: NsFrom,
-    query: &Query,
-    body: &GoObject,
-) -> Result<(String, Option<String>), RouteError> {
-    let q = single(&query.namespace, BadRequest::AmbiguousNamespace)?;
-    let (ns, set_query) = match from {
-        NsFrom::Query => (q, None),
-        NsFrom::Body | NsFrom::QueryOrBody => {
-            let b = body_string(body, NAMESPACE_KEY, BadRequest::AmbiguousNamespace)?;
-            match (q, b) {
-                (Some(q), Some(b)) if q != b => {
-                    return Err(BadRequest::ConflictingNamespace.into());
-                }
-                // Deploy and update read only the body: a query naming
-                // another namespace than the body's (or the default) is
-                // refused rather than trusted.
-                (Some(q), None) if from == NsFrom::Body && q != DEFAULT_NAMESPACE => {
-                    return Err(BadRequest::ConflictingNamespace.into());
-                }
-                (Some(q), _) => (Some(q), None),
-                (None, Some(b)) => (Some(b.clone()), Some(b)),
-                (None, None) => (None, None),
-            }
-        }
-    };
-    let ns = ns.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-    if !is_dns_label(&ns) {
-        return Err(BadRequest::InvalidNamespace.into());
-    }
-    Ok((ns, set_query))
-}
-
-fn object_name(
-    from: NameFrom,
-    path_name: &str,
-    query: &Query,
-    body: &GoObject,
-) -> Result<String, RouteError> {
-    let name = match from {
-        NameFrom::Path => non_empty(path_name).map(str::to_owned),
-        NameFrom::PathAndBody(field) => {
-            let b = body_string(body, field, BadRequest::AmbiguousName)?;
-            match (non_empty(path_name), b) {
-                (Some(p), Some(b)) if p != b => return Err(BadRequest::ConflictingName.into()),
-                (p, _) => p.map(str::to_owned),
-            }
-        }
-        NameFrom::Body(field) => body_string(body, field, BadRequest::AmbiguousName)?,
-        NameFrom::Query(_) => single(&query.name, BadRequest::AmbiguousName)?,
-    };
-    name.ok_or(RouteError::BadRequest(BadRequest::MissingName))
-}
-
-/// Parse the body's top-level fields when the route reads any.
-fn read_body(body: Body<'_>, fields: &[&'static str]) -> Result<GoObject, RouteError> {
-    match body {
-        Body::Empty => Ok(GoObject::default()),
-        Body::Complete(bytes) => {
-            gojson::parse(bytes, fields).map_err(|_| BadRequest::BodyNotJson.into())
-        }
-        Body::NotForwarded => Err(RouteError::BodyNotForwarded),
-        Body::Truncated => Err(RouteError::BodyTruncated),
-    }
-}
-
-/// RFC 1123 label: Kubernetes namespace names and OpenFaaS function names.
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-/// RFC 1123 subdomain: Kubernetes secret names. No `..` (faasd stores
-/// secrets as files).
-fn is_secret_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 253
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
-        && !s.contains("..")
-}
-
 /// A path for logs: without the query, at most 256 characters.
 pub(crate) fn loggable_path(path: &str) -> Cow<'_, str> {
     let path = path.split('?').next().unwrap_or_default();
@@ -634,6 +402,12 @@ pub(crate) fn loggable_path(path: &str) -> Cow<'_, str> {
         None => Cow::Borrowed(path),
     }
 }
+
+mod error;
+mod facts;
+
+pub use error::{BadRequest, RouteError};
+use facts::*;
 
 #[cfg(test)]
 mod tests;
