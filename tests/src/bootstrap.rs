@@ -9,6 +9,10 @@
 //! node                id, cluster, metadata (Istio-like NAMESPACE, LABELS)
 //! ```
 //!
+//! For `make bench` the routes can answer themselves instead
+//! ([`SidecarBootstrap::direct_response`]), with other HTTP filters in the
+//! chain ([`SidecarBootstrap::http_filter`]).
+//!
 //! The document is built as JSON values and rendered as YAML, so tests can
 //! also take [`SidecarBootstrap::to_value`], change anything, and start
 //! Envoy with the result.
@@ -52,6 +56,12 @@ impl WasmFilter {
         }
     }
 
+    /// The plugin's `name` in Envoy's logs (default `mesh-auth`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
     pub fn vm_id(mut self, vm_id: &str) -> Self {
         self.vm_id = vm_id.to_owned();
         self
@@ -72,7 +82,8 @@ impl WasmFilter {
         self
     }
 
-    fn to_value(&self) -> Result<Value> {
+    /// The JSON form of its Envoy v3 `HttpFilter` (resolves the wasm path).
+    pub fn to_value(&self) -> Result<Value> {
         let wasm = match &self.wasm_file {
             Some(p) => std::path::absolute(p)?,
             None => filter_wasm()?,
@@ -104,6 +115,8 @@ impl WasmFilter {
 struct ListenerSpec {
     name: String,
     filter: Option<WasmFilter>,
+    /// More HTTP filters, after the wasm filter and before the router.
+    http_filters: Vec<Value>,
 }
 
 /// A sidecar-shaped bootstrap; see the module docs for its layout.
@@ -116,6 +129,8 @@ pub struct SidecarBootstrap {
     node_cluster: String,
     node_metadata: Map<String, Value>,
     extra_clusters: Vec<Value>,
+    /// Routes answer this (status, body) themselves instead of routing.
+    direct_response: Option<(u16, String)>,
 }
 
 impl SidecarBootstrap {
@@ -135,11 +150,13 @@ impl SidecarBootstrap {
             listeners: vec![ListenerSpec {
                 name: Self::LISTENER.to_owned(),
                 filter: None,
+                http_filters: Vec::new(),
             }],
             node_id: "sidecar~127.0.0.1~test.default~default.svc.cluster.local".to_owned(),
             node_cluster: "test.default".to_owned(),
             node_metadata: Map::new(),
             extra_clusters: Vec::new(),
+            direct_response: None,
         }
     }
 
@@ -157,13 +174,32 @@ impl SidecarBootstrap {
         self
     }
 
+    /// Add an HTTP filter, given as the JSON form of an Envoy v3
+    /// `HttpFilter`, to the `sidecar` listener: after the wasm filter,
+    /// before the router.
+    pub fn http_filter(mut self, filter: Value) -> Self {
+        if let Some(l) = self.listeners.first_mut() {
+            l.http_filters.push(filter);
+        }
+        self
+    }
+
     /// Add another listener on `127.0.0.1:0`, routing to `upstream` too,
     /// with its own filter or none.
     pub fn listener(mut self, name: &str, filter: Option<WasmFilter>) -> Self {
         self.listeners.push(ListenerSpec {
             name: name.to_owned(),
             filter,
+            http_filters: Vec::new(),
         });
+        self
+    }
+
+    /// Every route answers `status` with `body` itself (`direct_response`)
+    /// instead of going upstream: no upstream process competes for a core,
+    /// so a measurement sees only the filter chain's cost (`make bench`).
+    pub fn direct_response(mut self, status: u16, body: &str) -> Self {
+        self.direct_response = Some((status, body.to_owned()));
         self
     }
 
@@ -206,12 +242,25 @@ impl SidecarBootstrap {
         self
     }
 
+    /// Add a STATIC cluster to `127.0.0.1:port` that speaks HTTP/2, as a
+    /// gRPC service (ext-authz's `Check`) needs.
+    pub fn grpc_cluster(self, name: &str, port: u16) -> Self {
+        let mut cluster = static_cluster(name, port);
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            },
+        });
+        self.cluster(cluster)
+    }
+
     /// The bootstrap as a JSON value (resolves the wasm path).
     pub fn to_value(&self) -> Result<Value> {
         let listeners = self
             .listeners
             .iter()
-            .map(listener)
+            .map(|l| listener(l, self.direct_response.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let mut clusters = vec![
             static_cluster(Self::UPSTREAM_CLUSTER, self.upstream.port()),
@@ -250,17 +299,25 @@ impl SidecarBootstrap {
     }
 }
 
-fn listener(spec: &ListenerSpec) -> Result<Value> {
+fn listener(spec: &ListenerSpec, direct_response: Option<&(u16, String)>) -> Result<Value> {
     let mut http_filters = Vec::new();
     if let Some(f) = &spec.filter {
         http_filters.push(f.to_value()?);
     }
+    http_filters.extend(spec.http_filters.iter().cloned());
     http_filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
         },
     }));
+    let mut route = json!({"match": {"prefix": "/"}});
+    match direct_response {
+        Some((status, body)) => {
+            route["direct_response"] = json!({"status": status, "body": {"inline_string": body}});
+        }
+        None => route["route"] = json!({"cluster": SidecarBootstrap::UPSTREAM_CLUSTER}),
+    }
     Ok(json!({
         "name": spec.name,
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
@@ -282,10 +339,7 @@ fn listener(spec: &ListenerSpec) -> Result<Value> {
                         "virtual_hosts": [{
                             "name": "all",
                             "domains": ["*"],
-                            "routes": [{
-                                "match": {"prefix": "/"},
-                                "route": {"cluster": SidecarBootstrap::UPSTREAM_CLUSTER},
-                            }],
+                            "routes": [route],
                         }],
                     },
                     "http_filters": http_filters,

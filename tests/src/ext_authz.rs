@@ -25,6 +25,8 @@ use crate::wait::wait_for;
 
 /// Absolute path of the ext-authz binary (the Makefile sets it).
 pub const EXT_AUTHZ_BIN_ENV: &str = "EXT_AUTHZ_BIN";
+/// ext-authz's `tracing` filter (its default is `info`).
+const EXT_AUTHZ_LOG_ENV: &str = "EXT_AUTHZ_LOG";
 
 const POLL_EVERY: Duration = Duration::from_millis(20);
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -101,6 +103,10 @@ pub struct ExtAuthzOpts {
     /// Fixed listen ports; 0 for any.
     pub http_port: u16,
     pub grpc_port: u16,
+    /// The binary to run; `None` means [`ext_authz_bin`] (the debug build).
+    pub binary: Option<PathBuf>,
+    /// `EXT_AUTHZ_LOG` for the process; `None` passes on the caller's.
+    pub log: Option<String>,
 }
 
 impl ExtAuthzOpts {
@@ -114,7 +120,21 @@ impl ExtAuthzOpts {
             dirs: None,
             http_port: 0,
             grpc_port: 0,
+            binary: None,
+            log: None,
         }
+    }
+
+    /// Run this binary (`make bench`: the release build).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Set `EXT_AUTHZ_LOG`, e.g. `info`, whatever the caller's is.
+    pub fn log(mut self, filter: &str) -> Self {
+        self.log = Some(filter.to_owned());
+        self
     }
 
     /// Read IAM objects and keys from existing directories.
@@ -164,7 +184,10 @@ pub struct ExtAuthz {
 impl ExtAuthz {
     /// Write the directories, start the binary, and wait until it is ready.
     pub async fn start(opts: ExtAuthzOpts) -> Result<Self> {
-        let binary = ext_authz_bin()?;
+        let binary = match &opts.binary {
+            Some(b) => b.clone(),
+            None => ext_authz_bin()?,
+        };
         let dir = tempfile::Builder::new().prefix("ext-authz-").tempdir()?;
         let mut keys = opts.keys;
         let (iam_dir, key_dir) = match &opts.dirs {
@@ -205,6 +228,9 @@ impl ExtAuthz {
             .args(&opts.args)
             .env("RUST_LOG", "info")
             .env_remove("NO_COLOR");
+        if let Some(filter) = &opts.log {
+            cmd.env(EXT_AUTHZ_LOG_ENV, filter);
+        }
         let mut proc = LoggedChild::spawn("ext-authz", cmd, dir)?;
         let line = proc
             .wait_for_stdout_line("listening ", START_TIMEOUT)

@@ -75,3 +75,46 @@ fn rendered_yaml_round_trips() {
     let back: Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(back, b.to_value().unwrap());
 }
+
+#[test]
+fn direct_response_with_more_filters_and_a_grpc_cluster() {
+    let v = SidecarBootstrap::new(upstream())
+        .filter(WasmFilter::new("{}").name("noop").wasm_file("/x.wasm"))
+        .http_filter(json!({"name": "envoy.filters.http.jwt_authn"}))
+        .direct_response(200, "ok\n")
+        .grpc_cluster("authz", 5001)
+        .to_value()
+        .unwrap();
+    let hcm =
+        &v["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let names: Vec<&str> = hcm["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.http.wasm",
+            "envoy.filters.http.jwt_authn",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(
+        hcm["http_filters"][0]["typed_config"]["config"]["name"],
+        "noop"
+    );
+    let route = &hcm["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["direct_response"]["status"], 200);
+    assert_eq!(route["direct_response"]["body"]["inline_string"], "ok\n");
+    assert!(route.get("route").is_none());
+    let grpc = &v["static_resources"]["clusters"][2];
+    assert_eq!(grpc["name"], "authz");
+    assert!(
+        grpc["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"]
+            .get("http2_protocol_options")
+            .is_some()
+    );
+}
