@@ -1,67 +1,26 @@
-//! The Envoys under test: one listener, one route answered by Envoy itself,
-//! and the HTTP filter chain of the row in front of it.
-//!
-//! ```text
-//! listener "bench" 127.0.0.1:0 ─ HCM (max_request_headers_kb: 128)
-//!   [the row's filters] ─ router ─ route "/" ─ direct_response 200 "ok"
-//! ```
+//! The Envoys under test: the harness's sidecar bootstrap with its route
+//! answered by Envoy itself, the row's HTTP filters in front of it, and
+//! Envoy pinned to one core.
 //!
 //! The upstream is Envoy's own `direct_response`: no third process competes
 //! for a core, and a row's cost is its filters' cost. The filters run in
 //! full before the router answers, exactly as they would before proxying.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use mesh_auth_tests::{Envoy, EnvoyBuilder};
+use mesh_auth_tests::{CLOSED_PORT, Envoy, SidecarBootstrap, WasmFilter};
 use serde_json::{Value, json};
 
-pub const LISTENER: &str = "bench";
+/// The listener every row's load goes to.
+pub const LISTENER: &str = SidecarBootstrap::LISTENER;
 
-/// A bootstrap whose listener runs `filters` then answers 200 itself.
-/// `clusters` are extra upstream clusters (ext-authz's gRPC).
-pub fn bootstrap(filters: Vec<Value>, clusters: Vec<Value>) -> Result<String> {
-    let mut http_filters = filters;
-    http_filters.push(json!({
-        "name": "envoy.filters.http.router",
-        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-    }));
-    let doc = json!({
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {
-            "listeners": [{
-                "name": LISTENER,
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": LISTENER,
-                        "codec_type": "AUTO",
-                        // Room for the largest token the filter accepts, and
-                        // `_` refused in header names, as in the project's
-                        // own Envoy configs.
-                        "max_request_headers_kb": 128,
-                        "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
-                        "route_config": {
-                            "name": "local",
-                            "virtual_hosts": [{
-                                "name": "all",
-                                "domains": ["*"],
-                                "routes": [{
-                                    "match": {"prefix": "/"},
-                                    "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}},
-                                }],
-                            }],
-                        },
-                        "http_filters": http_filters,
-                    },
-                }]}],
-            }],
-            "clusters": clusters,
-        },
-    });
-    Ok(serde_yaml::to_string(&doc)?)
+/// A bootstrap whose `sidecar` listener answers 200 itself; the row adds
+/// its filters and clusters.
+pub fn bootstrap() -> SidecarBootstrap {
+    SidecarBootstrap::new(SocketAddr::from(([127, 0, 0, 1], CLOSED_PORT)))
+        .direct_response(200, "ok\n")
 }
 
 /// Envoy's own JWT filter, with `local_jwks`, requiring a token on every
@@ -89,28 +48,12 @@ pub fn jwt_authn(issuer: &str, jwks: &str, cache: bool) -> Value {
     })
 }
 
-/// A proxy-wasm filter on V8, as the project's configs load ours.
-pub fn wasm(name: &str, file: &Path, configuration: &str) -> Value {
-    json!({
-        "name": "envoy.filters.http.wasm",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": name,
-                "root_id": "",
-                "vm_config": {
-                    "vm_id": name,
-                    "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": file.to_string_lossy()}},
-                },
-                "configuration": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": configuration,
-                },
-                "fail_open": false,
-            },
-        },
-    })
+/// A proxy-wasm filter on V8, named (and its VM named) `name`.
+pub fn wasm(name: &str, file: &Path, configuration: &str) -> WasmFilter {
+    WasmFilter::new(configuration)
+        .name(name)
+        .vm_id(name)
+        .wasm_file(file)
 }
 
 /// Our filter's plugin configuration for the bench: keys inline (no fetch),
@@ -148,25 +91,6 @@ pub fn ext_authz_filter(cluster: &str) -> Value {
     })
 }
 
-/// An HTTP/2 (gRPC) cluster to 127.0.0.1:`port`.
-pub fn grpc_cluster(name: &str, port: u16) -> Value {
-    json!({
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            },
-        },
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}],
-        },
-    })
-}
-
 /// Envoy pinned to one core: a wrapper that `exec`s `taskset -c CPU envoy`,
 /// so the pid the harness holds is Envoy's own, and every thread Envoy
 /// starts inherits the mask.
@@ -194,16 +118,13 @@ impl Pinned {
 
     /// `--concurrency 1`, warnings only (Istio's default proxy log level:
     /// the filter's info lines are dropped, as in production).
-    pub fn builder(&self, bootstrap: String) -> EnvoyBuilder {
-        Envoy::builder(bootstrap)
+    pub async fn start(&self, what: &str, bootstrap: &SidecarBootstrap) -> Result<Envoy> {
+        bootstrap
+            .envoy()?
             .binary(&self.wrapper)
             .concurrency(1)
             .log_level("warning")
             .component_log_level("")
-    }
-
-    pub async fn start(&self, what: &str, bootstrap: String) -> Result<Envoy> {
-        self.builder(bootstrap)
             .start()
             .await
             .with_context(|| format!("starting the Envoy for {what}"))

@@ -20,8 +20,8 @@ mod load;
 mod pool;
 mod procfs;
 mod report;
-mod server;
 mod settings;
+mod targets;
 mod tokens;
 
 use std::fmt::Write as _;
@@ -31,7 +31,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 
 use crate::load::Wrk;
-use crate::report::{Table, int, latency, mib, num};
+use crate::report::{Outcome, Table};
 use crate::settings::{Section, Settings};
 
 fn main() -> ExitCode {
@@ -74,24 +74,18 @@ async fn run() -> Result<()> {
         versions.envoy, machine.cpu_model, machine.cores, machine.load_average
     );
 
-    let mut tables: Vec<Table> = Vec::new();
-    let mut filter_summary = None;
-    let mut authz_summary = None;
-    if settings.sections.contains(&Section::Filter) {
-        let out = filter::run(&settings, &wrk)
-            .await
-            .context("the sidecar section")?;
-        tables.extend(out.tables);
-        filter_summary = Some(out.summary);
-    }
-    if settings.sections.contains(&Section::Authz) {
-        let out = authz::run(&settings, &wrk)
-            .await
-            .context("the ext-authz section")?;
-        tables.extend(out.tables);
-        authz_summary = Some(out.summary);
-    }
-    let targets = targets(filter_summary.as_ref(), authz_summary.as_ref());
+    let (s, w) = (&settings, &wrk);
+    let filter = section(s, Section::Filter, "the sidecar section", filter::run(s, w)).await?;
+    let authz = section(s, Section::Authz, "the ext-authz section", authz::run(s, w)).await?;
+    let targets = targets::table(
+        filter.as_ref().map(|o| &o.summary),
+        authz.as_ref().map(|o| &o.summary),
+    );
+    let tables: Vec<Table> = filter
+        .into_iter()
+        .flat_map(|o| o.tables)
+        .chain(authz.into_iter().flat_map(|o| o.tables))
+        .collect();
 
     let mut md = String::new();
     let _ = writeln!(md, "# make bench: results of the latest run\n");
@@ -132,6 +126,19 @@ async fn run() -> Result<()> {
         settings.out.display()
     );
     Ok(())
+}
+
+/// A section's outcome, if the settings ask for it (else `run` never starts).
+async fn section<S>(
+    settings: &Settings,
+    which: Section,
+    what: &'static str,
+    run: impl Future<Output = Result<Outcome<S>>>,
+) -> Result<Option<Outcome<S>>> {
+    if !settings.sections.contains(&which) {
+        return Ok(None);
+    }
+    run.await.context(what).map(Some)
 }
 
 struct Versions {
@@ -187,130 +194,4 @@ fn command_line() -> String {
     } else {
         format!("make bench {}", vars.join(" "))
     }
-}
-
-fn verdict(met: bool) -> String {
-    if met { "met" } else { "**missed**" }.to_owned()
-}
-
-/// Issue 5's targets against this run's figures.
-fn targets(f: Option<&filter::Summary>, a: Option<&authz::Summary>) -> Table {
-    let mut t = Table::new(
-        "Targets (issue 5) and this run",
-        &["target", "this run", ""],
-    );
-    if let Some(f) = f {
-        t.row(vec![
-            "hot path ≥ 0.95× the do-nothing wasm filter's throughput".into(),
-            format!(
-                "{}× (added CPU: ours {} µs, do-nothing {} µs, `jwt_authn`+cache {} µs)",
-                num(f.hot_vs_noop, 2),
-                num(f.hot_added_us, 1),
-                num(f.noop_added_us, 1),
-                num(f.jwt_cache_added_us, 1)
-            ),
-            verdict(f.hot_vs_noop >= 0.95),
-        ]);
-        t.row(vec![
-            "(for reference) hot path against a do-nothing filter without the SDK".into(),
-            format!(
-                "{}× (added CPU: ours {} µs, this floor {} µs)",
-                num(f.hot_vs_bare, 2),
-                num(f.hot_added_us, 1),
-                num(f.bare_added_us, 1)
-            ),
-            String::new(),
-        ]);
-        t.row(vec![
-            "cold path throughput ≥ 0.3× plain Envoy".into(),
-            format!(
-                "{}× (signatures: {}); native `jwt_authn` without cache {}×",
-                num(f.cold_ratio, 2),
-                f.cold_path,
-                num(f.jwt_ratio, 2)
-            ),
-            verdict(f.cold_ratio >= 0.3),
-        ]);
-        let added_ratio = f.cold_added_us / f.jwt_added_us;
-        t.row(vec![
-            "cold path CPU/request within 1.5× of native `jwt_authn`'s".into(),
-            format!(
-                "added {} µs vs {} µs = {}×; in all {} µs vs {} µs = {}×",
-                num(f.cold_added_us, 1),
-                num(f.jwt_added_us, 1),
-                num(added_ratio, 2),
-                num(f.cold_cpu_us, 1),
-                num(f.jwt_cpu_us, 1),
-                num(f.cold_cpu_us / f.jwt_cpu_us, 2)
-            ),
-            verdict(added_ratio <= 1.5),
-        ]);
-        if let Some((ratio, added)) = f.cold_fallback {
-            t.row(vec![
-                "(for reference) cold path, pure-Rust fallback forced".into(),
-                format!("{}× plain, added {} µs", num(ratio, 2), num(added, 1)),
-                String::new(),
-            ]);
-        }
-        t.row(vec![
-            "a flood of forged tokens costs no more per request than a cold valid token".into(),
-            format!(
-                "{} µs vs {} µs CPU/request ({}× plain)",
-                num(f.flood_cpu_us, 1),
-                num(f.cold_cpu_us, 1),
-                num(f.flood_ratio, 2)
-            ),
-            // Within the measurement's noise (2%) counts as no more.
-            verdict(f.flood_cpu_us <= f.cold_cpu_us * 1.02),
-        ]);
-        if let Some(survived) = f.flood_cache_survived {
-            t.row(vec![
-                "the flood cannot flush the verified-token cache".into(),
-                if survived {
-                    "the hot token was still cached after every flood".into()
-                } else {
-                    "the hot token was evicted by a flood".into()
-                },
-                verdict(survived),
-            ]);
-        }
-        t.row(vec![
-            "`.wasm` ≤ 1 MiB".into(),
-            format!(
-                "{} bytes ({} MiB); do-nothing filter {} bytes; VM memory (Envoy RSS minus plain) {}, do-nothing {}",
-                int(f.filter_wasm_bytes as f64),
-                num(f.filter_wasm_bytes as f64 / 1_048_576.0, 2),
-                int(f.noop_wasm_bytes as f64),
-                mib(f.vm_rss_kib),
-                mib(f.noop_vm_rss_kib)
-            ),
-            verdict(f.filter_wasm_bytes <= 1_048_576),
-        ]);
-    }
-    if let Some(a) = a {
-        t.row(vec![
-            "≥ 5,000 exchanges/s at concurrency 64, p99 < 20 ms".into(),
-            format!(
-                "{}/s, p99 {}",
-                int(a.exchange_rps_c64),
-                latency(a.exchange_p99_us_c64)
-            ),
-            verdict(a.exchange_rps_c64 >= 5000.0 && a.exchange_p99_us_c64 < 20_000.0),
-        ]);
-        t.row(vec![
-            "exchange latency with 10,000 Roles within 2× of 10 Roles".into(),
-            format!("p50 {}×", num(a.roles_p50_ratio, 2)),
-            verdict(a.roles_p50_ratio <= 2.0),
-        ]);
-        t.row(vec![
-            "ext-authz RSS with 10,000 Roles ≤ 100 MiB".into(),
-            format!(
-                "{} after the run (peak {})",
-                mib(a.rss_10k_kib),
-                mib(a.rss_10k_peak_kib)
-            ),
-            verdict(a.rss_10k_peak_kib <= 100.0 * 1024.0),
-        ]);
-    }
-    t
 }

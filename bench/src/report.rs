@@ -68,6 +68,13 @@ pub fn mib(kib: f64) -> String {
     num(kib / 1024.0, 1) + " MiB"
 }
 
+/// What a section of the bench hands back: its tables for the report,
+/// and the figures the targets are checked against.
+pub struct Outcome<S> {
+    pub tables: Vec<Table>,
+    pub summary: S,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub title: String,
