@@ -56,6 +56,7 @@ help:
 	@echo "make soak         the whole system under load and faults for SOAK_MINUTES (10); writes bench/SOAK.md"
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (600) from fuzz/corpus; FUZZ_TARGETS=\"verify jwks\" to choose"
 	@echo "make bench        the filter and ext-authz against their baselines; writes bench/results/latest.md"
+	@echo "                  BENCH_BASELINE_WASM=old.wasm adds that build's hot path, compared with this one's in the same rounds"
 	@echo "make clean        remove build output and .venv"
 
 setup: $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
@@ -145,14 +146,18 @@ soak: setup wasm
 # record. Envoy on core 1, wrk on core 0: run it on a quiet machine.
 # Shorter: `make bench BENCH_DURATION=3 BENCH_AUTHZ_DURATION=2 BENCH_ROUNDS=1`;
 # BENCH_PROBES=1 adds a cost breakdown (the pure-Rust fallback forced, the hot path's one host call
-# alone, one native verify_signature alone); other knobs:
+# alone, one native verify_signature alone); BENCH_BASELINE_WASM=old.wasm
+# adds that build of the filter on the hot path, and reports this build's
+# throughput and added CPU as ratios to it, taken within the same rounds
+# (did a change move the hot path?); other knobs:
 # bench/src/settings.rs (BENCH_SECTIONS=filter|authz, ...).
 NOOP_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_noop_filter.wasm
 BARE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_bare_filter.wasm
 PROBE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_probe_filter.wasm
 EXT_AUTHZ_RELEASE := $(CARGO_TARGET_DIR)/release/ext-authz
 BENCH_VARS := BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_AUTHZ_DURATION \
-	BENCH_COLD_TOKENS BENCH_IDP_TOKENS BENCH_SECTIONS BENCH_ENVOY_CPU BENCH_LOAD_CPU BENCH_OUT BENCH_PROBES WRK
+	BENCH_COLD_TOKENS BENCH_IDP_TOKENS BENCH_SECTIONS BENCH_ENVOY_CPU BENCH_LOAD_CPU BENCH_OUT BENCH_PROBES \
+	BENCH_BASELINE_WASM WRK
 
 bench: $(ENVOY_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \

@@ -7,7 +7,8 @@
 //! once, in a rotated order, so drift over the run hits all rows alike;
 //! each figure is the median over rounds, and ratios are taken within a
 //! round (a row against plain Envoy measured minutes apart would mostly
-//! measure the machine).
+//! measure the machine). With `BENCH_BASELINE_WASM` a baseline build of
+//! our filter joins the hot path, so a change is compared within rounds too.
 
 mod envoys;
 mod rounds;

@@ -97,11 +97,18 @@ async fn run() -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "- versions: Envoy {}; {}; {}; filter `{}`",
+        "- versions: Envoy {}; {}; {}; filter `{}`{}",
         versions.envoy,
         versions.rustc,
         versions.wrk,
-        settings.filter_wasm.display()
+        settings.filter_wasm.display(),
+        settings
+            .baseline_wasm
+            .as_ref()
+            .map_or_else(String::new, |b| format!(
+                "; baseline build `{}`",
+                b.display()
+            ))
     );
     let _ = writeln!(md, "- command: `{}`", command_line());
     let _ = writeln!(

@@ -33,6 +33,9 @@ pub const OUT_ENV: &str = "BENCH_OUT";
 /// bare filter), and one native `verify_signature` call alone
 /// (bench/probe-filter).
 pub const PROBES_ENV: &str = "BENCH_PROBES";
+/// A baseline build of our filter (an older `.wasm`): measured on the hot
+/// path beside the current build, in the same rounds, and compared.
+pub const BASELINE_WASM_ENV: &str = "BENCH_BASELINE_WASM";
 /// The do-nothing filter, the probe filter, the wrk binary.
 pub const NOOP_WASM_ENV: &str = "NOOP_WASM";
 pub const BARE_WASM_ENV: &str = "BARE_WASM";
@@ -60,6 +63,7 @@ pub struct Settings {
     pub out: PathBuf,
     pub envoy_bin: PathBuf,
     pub filter_wasm: PathBuf,
+    pub baseline_wasm: Option<PathBuf>,
     pub noop_wasm: PathBuf,
     /// The do-nothing filter without the SDK (bench/bare-filter).
     pub bare_wasm: PathBuf,
@@ -149,6 +153,9 @@ impl Settings {
             out: get(OUT_ENV).map_or_else(|| root.join("bench/results/latest.md"), PathBuf::from),
             envoy_bin: envoy_bin()?,
             filter_wasm: filter_wasm()?,
+            baseline_wasm: get(BASELINE_WASM_ENV)
+                .map(|p| existing(Path::new(&p), "the baseline build of the filter"))
+                .transpose()?,
             noop_wasm: existing(&noop_wasm, "run `make bench` (it builds the noop filter)")?,
             bare_wasm: existing(&bare_wasm, "run `make bench` (it builds the bare filter)")?,
             probe_wasm,

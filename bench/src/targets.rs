@@ -33,6 +33,19 @@ pub fn table(f: Option<&filter::Summary>, a: Option<&authz::Summary>) -> Table {
             ),
             String::new(),
         ]);
+        if let Some(b) = &f.baseline {
+            t.row(vec![
+                "(before/after) hot path against the baseline build, same rounds".into(),
+                format!(
+                    "throughput {}×; added CPU {} µs vs {} µs = {}×",
+                    num(b.rps_ratio, 3),
+                    num(b.added_us, 1),
+                    num(b.baseline_added_us, 1),
+                    num(b.added_ratio, 2)
+                ),
+                String::new(),
+            ]);
+        }
         t.row(vec![
             "cold path throughput ≥ 0.3× plain Envoy".into(),
             format!(

@@ -12,6 +12,9 @@ use crate::pool::Cursor;
 use crate::procfs;
 use crate::settings::Settings;
 
+/// The Envoy running the baseline build of our filter.
+pub const BASELINE: &str = "ours-baseline";
+
 /// The table's rows, in order: label, the Envoy, the traffic, the status
 /// every answer must have. A row whose Envoy is not running is left out.
 #[rustfmt::skip]
@@ -22,6 +25,7 @@ const ROWS: &[(&str, &str, Traffic, u16)] = &[
     ("Rust proxy-wasm filter that does nothing", "noop", Traffic::Hot, 200),
     ("the same without the SDK, exporting only what a request needs", "bare", Traffic::Hot, 200),
     ("**ours, hot** (same token: cache hit)", "ours", Traffic::Hot, 200),
+    ("ours (baseline build), hot (same token: cache hit)", BASELINE, Traffic::Hot, 200),
     ("**ours, cold** (every token new)", "ours", Traffic::Cold, 200),
     ("ours, cold, `crypto: wasm` (pure-Rust fallback forced)", "ours-wasm-crypto", Traffic::Cold, 200),
     ("ours, audit mode, no token (would deny)", "ours-audit", Traffic::NoToken, 200),
@@ -57,6 +61,9 @@ fn chains(settings: &Settings, minted: &Minted) -> Result<Vec<Chain>> {
             true,
         ),
     ];
+    if let Some(baseline) = &settings.baseline_wasm {
+        chains.push((BASELINE, ours(baseline, json!({})), true));
+    }
     if let Some(probe) = &settings.probe_wasm {
         // The pure-Rust fallback, forced: only builds that have the setting.
         chains.push((

@@ -1,6 +1,7 @@
 //! The figures the targets are checked against, taken from the rows: each
 //! ratio within a round, then the median over rounds.
 
+use super::envoys::BASELINE;
 use super::{Proc, Row, Traffic};
 use crate::load::Sample;
 use crate::report::median;
@@ -29,6 +30,21 @@ pub struct Summary {
     pub vm_rss_kib: f64,
     pub noop_vm_rss_kib: f64,
     pub cold_path: String,
+    /// With `BENCH_BASELINE_WASM`: the hot path against the baseline build.
+    pub baseline: Option<Baseline>,
+}
+
+/// This build's hot path against the baseline build's, round by round.
+#[derive(Debug, Clone, Default)]
+pub struct Baseline {
+    /// Throughput, this build ÷ the baseline: the median, and each round's.
+    pub rps_ratio: f64,
+    pub rps_rounds: Vec<f64>,
+    /// CPU per request added to plain Envoy: this build's, the baseline's,
+    /// and the median of the rounds' ratios.
+    pub added_us: f64,
+    pub baseline_added_us: f64,
+    pub added_ratio: f64,
 }
 
 /// The median over rounds of `f(row's sample, base's sample)`.
@@ -72,6 +88,10 @@ pub(super) fn summarize(
     let fallback = find(Traffic::Cold, "ours-wasm-crypto");
     let flood = find(Traffic::Flood, "ours");
     let jwt = find(Traffic::Hot, "jwt_authn");
+    let baseline = match (hot, find(Traffic::Hot, BASELINE)) {
+        (Some(h), Some(b)) => Some(baseline(h, b, plain)),
+        _ => None,
+    };
     Summary {
         hot_vs_noop: against(hot, noop),
         hot_vs_bare: against(hot, find(Traffic::Hot, "bare")),
@@ -94,6 +114,7 @@ pub(super) fn summarize(
         vm_rss_kib: rss_minus_plain("ours"),
         noop_vm_rss_kib: rss_minus_plain("noop"),
         cold_path: cold.map_or_else(String::new, cold_path),
+        baseline,
     }
 }
 
@@ -106,5 +127,30 @@ fn cold_path(cold: &Row) -> String {
         (Some(n), Some(w)) if w > 0 && n == 0 => "pure Rust in the VM".to_owned(),
         (Some(n), Some(w)) => format!("mixed: {n} native, {w} in the VM"),
         _ => "not reported by this filter build".to_owned(),
+    }
+}
+
+/// Both hot rows ran in every round, next to each other in its order: a
+/// ratio within the round leaves the machine's drift out.
+fn baseline(hot: &Row, base: &Row, plain: &Row) -> Baseline {
+    let rps_rounds: Vec<f64> = hot
+        .samples
+        .iter()
+        .zip(&base.samples)
+        .map(|(a, b)| a.rps() / b.rps())
+        .collect();
+    let added_ratio = median(
+        hot.samples
+            .iter()
+            .zip(&base.samples)
+            .zip(&plain.samples)
+            .map(|((a, b), p)| added_cpu(a, p) / added_cpu(b, p)),
+    );
+    Baseline {
+        rps_ratio: median(rps_rounds.iter().copied()),
+        rps_rounds,
+        added_us: per_round(hot, plain, added_cpu),
+        baseline_added_us: per_round(base, plain, added_cpu),
+        added_ratio,
     }
 }

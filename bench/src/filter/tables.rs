@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::summary::{added_cpu, per_round, summarize};
+use super::summary::{Baseline, added_cpu, per_round, summarize};
 use super::{Proc, Row, Summary, Traffic};
 use crate::load::Sample;
 use crate::report::{Outcome, Table, int, latency, median, mib, num, signed};
@@ -37,7 +37,10 @@ pub(super) fn tabulate(
     };
     let wasm_bytes = (size(&settings.filter_wasm), size(&settings.noop_wasm));
     let summary = summarize(rows, procs, plain, rss_minus_plain, wasm_bytes);
-    let table = sidecar(settings, rows, procs, plain, skipped, token_bytes);
+    let mut table = sidecar(settings, rows, procs, plain, skipped, token_bytes);
+    if let (Some(b), Some(file)) = (&summary.baseline, &settings.baseline_wasm) {
+        table.note(baseline_note(b, file));
+    }
     let mem = memory(settings, procs, final_rss, plain_final);
     Ok(Outcome {
         tables: vec![table, mem],
@@ -47,6 +50,23 @@ pub(super) fn tabulate(
 
 fn size(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// This build's hot path against the baseline build's, in the same rounds.
+fn baseline_note(b: &Baseline, file: &Path) -> String {
+    format!(
+        "**ours, hot** against the baseline build (`{}`), within each round: throughput {}× (rounds: {}), added CPU/req {} µs vs {} µs = {}×",
+        file.display(),
+        num(b.rps_ratio, 3),
+        b.rps_rounds
+            .iter()
+            .map(|r| num(*r, 3))
+            .collect::<Vec<_>>()
+            .join(", "),
+        num(b.added_us, 1),
+        num(b.baseline_added_us, 1),
+        num(b.added_ratio, 2),
+    )
 }
 
 /// The rows' figures, and what the filter's counters say about each.
@@ -223,10 +243,17 @@ fn memory(
     }
     let filter_bytes = size(&settings.filter_wasm);
     mem.note(format!(
-        "`.wasm` sizes: our filter {} bytes ({} MiB), the do-nothing filter {} bytes",
+        "`.wasm` sizes: our filter {} bytes ({} MiB), the do-nothing filter {} bytes{}",
         int(filter_bytes as f64),
         num(filter_bytes as f64 / 1_048_576.0, 2),
         int(size(&settings.noop_wasm) as f64),
+        settings
+            .baseline_wasm
+            .as_deref()
+            .map_or_else(String::new, |b| format!(
+                ", the baseline build {} bytes",
+                int(size(b) as f64)
+            )),
     ));
     mem.note(
         "One worker, so one VM per Envoy; Envoy 1.40 reports no per-VM memory statistic, so the VM's memory is the Envoy's RSS minus plain Envoy's (the V8 engine, the module, and its heap with the verified-token cache).",
