@@ -32,8 +32,8 @@ use crate::metrics::{Counter, Metrics};
 pub use fetch::FetchError;
 pub use shared::SharedState;
 
-/// Largest JWKS response read from the host.
-pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Largest JWKS response read from the host: the core parser's own cap.
+pub const MAX_JWKS_BYTES: usize = mesh_auth_core::jwks::DEFAULT_MAX_JWKS_BYTES;
 
 /// What a step of the lifecycle changed, for the worker to act on.
 #[must_use]

@@ -250,7 +250,7 @@ pub extern "C" fn proxy_on_http_call_response(
 fn fail_closed() -> Flow {
     WasmHost.send_response(
         503,
-        &[("content-type", "text/plain; charset=utf-8")],
+        &mesh_auth_core::headers::DENIAL_HEADERS,
         b"function authentication is not configured\n",
     );
     Flow::Pause
