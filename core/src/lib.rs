@@ -2,6 +2,11 @@
 //! permission matching and IAM policy evaluation, shared by the wasm sidecar
 //! filter and ext-authz. No proxy-wasm, tokio or hyper here, so all of it is
 //! unit-tested natively and builds unchanged for `wasm32-wasip1`.
+//!
+//! It also holds, once, the contract the filter and ext-authz must agree
+//! on: the headers they write and what may be forwarded in them
+//! ([`headers`]), the Bearer challenge ([`bearer`]), denial bodies
+//! ([`invoke`]) and the claims IAM conditions read ([`Claims::to_claim_map`]).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod bearer;
