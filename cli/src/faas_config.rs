@@ -1,0 +1,1 @@
+//! faas-cli's config file (owned by the login work; placeholder until it lands).
