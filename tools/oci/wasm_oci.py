@@ -30,80 +30,47 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import io
-import json
-import os
-import shutil
 import sys
 import tarfile
-import tomllib
 from pathlib import Path
 
-OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
-MT_INDEX = "application/vnd.oci.image.index.v1+json"
-MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MT_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
-MT_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+from oci_layout import (
+    MT_IMAGE_CONFIG,
+    MT_MANIFEST,
+    MT_TAR_GZIP,
+    TITLE,
+    OciError,
+    canonical_json,
+    check_archive,
+    check_blob_set,
+    descriptor,
+    gzip_bytes,
+    read_blob,
+    read_manifest,
+    sha256,
+    source_date_epoch,
+    tar_entry,
+    workspace_repository,
+    workspace_version,
+    write_archive,
+    write_layout,
+)
+from oci_layout import check as _check
+from oci_layout import load_json as _json
+
 MT_WASM_CONFIG = "application/vnd.module.wasm.config.v1+json"
 MT_WASM_LAYER = "application/vnd.module.wasm.content.layer.v1+wasm"
 COMPAT_ANNOTATION = "module.wasm.image/variant"
-REF_NAME = "org.opencontainers.image.ref.name"
-TITLE = "org.opencontainers.image.title"
 PLUGIN_FILE = "plugin.wasm"
 WASM_MAGIC = b"\0asm"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class OciError(Exception):
-    """The input or a layout is not what it must be."""
-
-
-def canonical_json(value) -> bytes:
-    """Stable bytes: sorted keys, no whitespace, so digests are reproducible."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def descriptor(media_type: str, data: bytes, annotations: dict | None = None) -> dict:
-    d = {"mediaType": media_type, "digest": sha256(data), "size": len(data)}
-    if annotations:
-        d["annotations"] = annotations
-    return d
-
-
-def workspace_version() -> str:
-    with open(ROOT / "Cargo.toml", "rb") as f:
-        return tomllib.load(f)["workspace"]["package"]["version"]
-
-
-def workspace_repository() -> str:
-    with open(ROOT / "Cargo.toml", "rb") as f:
-        return tomllib.load(f)["workspace"]["package"].get("repository", "")
 
 
 def layer_tar(wasm: bytes, mtime: int) -> bytes:
     """An uncompressed tar holding only plugin.wasm, with fixed metadata."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        info = tarfile.TarInfo(PLUGIN_FILE)
-        info.size = len(wasm)
-        info.mode = 0o644
-        info.mtime = mtime
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        tar.addfile(info, io.BytesIO(wasm))
-    return buf.getvalue()
-
-
-def gzip_bytes(data: bytes) -> bytes:
-    buf = io.BytesIO()
-    # No file name and mtime 0 in the gzip header: reproducible.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-        gz.write(data)
+        tar.addfile(tar_entry(PLUGIN_FILE, mtime=mtime, mode=0o644, size=len(wasm)), io.BytesIO(wasm))
     return buf.getvalue()
 
 
@@ -166,52 +133,9 @@ def image_blobs(wasm: bytes, *, variant: str, version: str, source: str, mtime: 
     return manifest_bytes, blobs
 
 
-def write_layout(layout: Path, manifest: bytes, blobs: dict[str, bytes], tag: str) -> None:
-    if layout.exists():
-        shutil.rmtree(layout)
-    (layout / "blobs" / "sha256").mkdir(parents=True)
-    for digest, data in blobs.items():
-        (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
-    (layout / "oci-layout").write_bytes(canonical_json(OCI_LAYOUT))
-    index = {
-        "schemaVersion": 2,
-        "mediaType": MT_INDEX,
-        "manifests": [descriptor(MT_MANIFEST, manifest, {REF_NAME: tag})],
-    }
-    (layout / "index.json").write_bytes(canonical_json(index))
-
-
-def layout_files(layout: Path) -> list[str]:
-    """Relative paths of every file in the layout, sorted."""
-    return sorted(
-        p.relative_to(layout).as_posix() for p in layout.rglob("*") if p.is_file()
-    )
-
-
-def write_archive(layout: Path, archive: Path, mtime: int) -> None:
-    """The layout as an uncompressed tar (skopeo's `oci-archive:`)."""
-    tmp = archive.with_suffix(archive.suffix + ".tmp")
-    with tarfile.open(tmp, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        dirs = sorted({str(Path(f).parent) for f in layout_files(layout)} - {"."})
-        for d in ["blobs"] + [d for d in dirs if d != "blobs"]:
-            info = tarfile.TarInfo(d)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            info.mtime = mtime
-            tar.addfile(info)
-        for rel in layout_files(layout):
-            data = (layout / rel).read_bytes()
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            info.mode = 0o644
-            info.mtime = mtime
-            tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, archive)
-
-
 def build(wasm_path: Path, out: Path, name: str, tag: str, variant: str) -> dict:
     wasm = wasm_path.read_bytes()
-    mtime = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+    mtime = source_date_epoch()
     manifest, blobs = image_blobs(
         wasm, variant=variant, version=tag, source=workspace_repository(), mtime=mtime
     )
@@ -225,50 +149,10 @@ def build(wasm_path: Path, out: Path, name: str, tag: str, variant: str) -> dict
     return result
 
 
-def _json(data: bytes, what: str):
-    try:
-        return json.loads(data)
-    except ValueError as e:
-        raise OciError(f"{what} is not JSON: {e}") from None
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise OciError(msg)
-
-
-def read_blob(layout: Path, desc: dict, what: str) -> bytes:
-    """A blob named by a descriptor, checked against its digest and size."""
-    digest = desc.get("digest", "")
-    _check(digest.startswith("sha256:") and len(digest) == 71, f"{what}: bad digest {digest!r}")
-    path = layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
-    _check(path.is_file(), f"{what}: blob {digest} missing")
-    data = path.read_bytes()
-    _check(sha256(data) == digest, f"{what}: blob content does not hash to {digest}")
-    _check(len(data) == desc.get("size"), f"{what}: size {len(data)} != descriptor {desc.get('size')}")
-    return data
-
-
 def verify(layout: Path, wasm: bytes | None = None, archive: Path | None = None) -> dict:
     """Check a layout the way a registry client and Istio would read it.
     Returns the manifest digest, variant and module bytes' digest."""
-    _check((layout / "oci-layout").is_file(), "oci-layout missing")
-    _check(
-        _json((layout / "oci-layout").read_bytes(), "oci-layout") == OCI_LAYOUT,
-        "oci-layout is not imageLayoutVersion 1.0.0",
-    )
-    index = _json((layout / "index.json").read_bytes(), "index.json")
-    _check(index.get("schemaVersion") == 2, "index.json: schemaVersion must be 2")
-    manifests = index.get("manifests", [])
-    _check(len(manifests) == 1, f"index.json: expected 1 manifest, found {len(manifests)}")
-    mdesc = manifests[0]
-    _check(mdesc.get("mediaType") == MT_MANIFEST, "index.json: manifest media type")
-    _check(bool(mdesc.get("annotations", {}).get(REF_NAME)), "index.json: no ref name (tag)")
-    manifest_bytes = read_blob(layout, mdesc, "manifest")
-    manifest = _json(manifest_bytes, "manifest")
-    _check(manifest.get("schemaVersion") == 2, "manifest: schemaVersion must be 2")
-    _check(manifest.get("mediaType") == MT_MANIFEST, "manifest: mediaType")
-    config = read_blob(layout, manifest["config"], "config")
+    mdesc, manifest, config = read_manifest(layout)
     layers = manifest.get("layers", [])
     module: bytes
     if manifest.get("annotations", {}).get(COMPAT_ANNOTATION) == "compat":
@@ -302,15 +186,9 @@ def verify(layout: Path, wasm: bytes | None = None, archive: Path | None = None)
     if wasm is not None:
         _check(module == wasm, "the packaged module differs from the input .wasm")
     referenced = {mdesc["digest"], manifest["config"]["digest"]} | {d["digest"] for d in layers}
-    present = {"sha256:" + p.name for p in (layout / "blobs" / "sha256").iterdir()}
-    _check(present == referenced, f"unreferenced or missing blobs: {sorted(present ^ referenced)}")
+    check_blob_set(layout, referenced)
     if archive is not None:
-        with tarfile.open(archive) as tar:
-            files = {m.name: m for m in tar.getmembers() if m.isfile()}
-            _check(sorted(files) == layout_files(layout), "archive and layout list different files")
-            for rel, m in files.items():
-                f = tar.extractfile(m)
-                _check(f is not None and f.read() == (layout / rel).read_bytes(), f"archive: {rel} differs")
+        check_archive(layout, archive)
     return {
         "manifest_digest": mdesc["digest"],
         "variant": variant,
