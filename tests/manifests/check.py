@@ -644,6 +644,493 @@ def _ingress():
     assert "match" not in last and last["route"][0]["destination"]["host"] == "gateway.openfaas.svc.cluster.local"
 
 
+# --- Istio and Kubernetes objects: schemas --------------------------------
+#
+# The fields of the Istio APIs (security.istio.io/v1: AuthorizationPolicy,
+# PeerAuthentication) and of networking.k8s.io/v1 NetworkPolicy that these
+# layouts may use, as JSON Schema, unknown fields refused; plus the rules
+# istiod's validation adds (ports are numeric strings, CUSTOM needs a
+# provider and only CUSTOM may have one). No cluster needed.
+
+_STRS = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["matchLabels"],
+    "properties": {"matchLabels": {**_LABELS, "minProperties": 1}},
+}
+_METADATA = {
+    "type": "object",
+    "required": ["name", "namespace"],
+    "properties": {
+        "name": {"type": "string"},
+        "namespace": {"type": "string"},
+        "labels": _LABELS,
+        "annotations": _LABELS,
+    },
+    "additionalProperties": False,
+}
+
+
+def _fields(names: list[str]) -> dict:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {n: _STRS for n in names},
+    }
+
+
+_SOURCE = _fields([
+    "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals",
+    "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks",
+    "remoteIpBlocks", "notRemoteIpBlocks", "serviceAccounts", "notServiceAccounts",
+])
+_OPERATION = _fields([
+    "hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths",
+])
+
+
+def _one(key: str, inner: dict) -> dict:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "object", "additionalProperties": False, "required": [key], "properties": {key: inner}},
+    }
+
+
+AUTHZ_POLICY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"enum": ["security.istio.io/v1"]},
+        "kind": {"enum": ["AuthorizationPolicy"]},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "action", "rules"],
+            "properties": {
+                "selector": _SELECTOR,
+                "action": {"enum": ["ALLOW", "DENY", "AUDIT", "CUSTOM"]},
+                "provider": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string", "minLength": 1}},
+                },
+                "rules": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "properties": {
+                            "from": _one("source", _SOURCE),
+                            "to": _one("operation", _OPERATION),
+                            "when": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["key"],
+                                    "properties": {"key": {"type": "string"}, "values": _STRS, "notValues": _STRS},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+PEER_AUTHN_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"enum": ["security.istio.io/v1"]},
+        "kind": {"enum": ["PeerAuthentication"]},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["selector", "mtls"],
+            "properties": {
+                "selector": _SELECTOR,
+                "mtls": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["mode"],
+                    "properties": {"mode": {"enum": ["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]}},
+                },
+            },
+        },
+    },
+}
+
+_K8S_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"matchLabels": _LABELS},
+}
+_PEER = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {"podSelector": _K8S_SELECTOR, "namespaceSelector": _K8S_SELECTOR},
+}
+NETWORK_POLICY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"enum": ["networking.k8s.io/v1"]},
+        "kind": {"enum": ["NetworkPolicy"]},
+        "metadata": _METADATA,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["podSelector", "policyTypes"],
+            "properties": {
+                "podSelector": {**_K8S_SELECTOR, "required": ["matchLabels"]},
+                "policyTypes": {"type": "array", "items": {"enum": ["Ingress", "Egress"]}},
+                "ingress": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "from": {"type": "array", "minItems": 1, "items": _PEER},
+                            "ports": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["port"],
+                                    "properties": {
+                                        "protocol": {"enum": ["TCP", "UDP", "SCTP"]},
+                                        "port": {"type": ["integer", "string"]},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+NEW_KIND_SCHEMAS = {
+    "AuthorizationPolicy": AUTHZ_POLICY_SCHEMA,
+    "PeerAuthentication": PEER_AUTHN_SCHEMA,
+    "NetworkPolicy": NETWORK_POLICY_SCHEMA,
+}
+
+
+def k8s_object_errors(doc: dict) -> list[str]:
+    """Why the API server (with istiod's validating webhook) would refuse
+    this AuthorizationPolicy, PeerAuthentication or NetworkPolicy."""
+    s = NEW_KIND_SCHEMAS[doc["kind"]]
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in jsonschema.Draft4Validator(s).iter_errors(doc)
+    ]
+    if doc["kind"] == "AuthorizationPolicy" and not errors:
+        spec = doc["spec"]
+        if (spec["action"] == "CUSTOM") != ("provider" in spec):
+            errors.append("spec.provider: required for CUSTOM and only for CUSTOM")
+        for i, rule in enumerate(spec["rules"]):
+            for j, to in enumerate(rule.get("to", [])):
+                for key in ("ports", "notPorts"):
+                    for p in to["operation"].get(key, []):
+                        if not (p.isdigit() and 0 < int(p) < 65536):
+                            errors.append(f"spec.rules[{i}].to[{j}].operation.{key}: {p!r} is not a port")
+    return errors
+
+
+# What is rendered from an overlay of a layout and some components (a
+# folder under target/manifests, since kustomize takes relative paths only).
+def rendered_with(rel: str, components: list[str]) -> list[dict]:
+    key = f"{rel}+{','.join(components)}"
+    if key not in RENDERED:
+        overlay = RENDER_DIR / "overlays" / key.replace("/", "-").replace("+", "--").replace(",", "-")
+        overlay.mkdir(parents=True, exist_ok=True)
+        up = lambda p: os.path.relpath(K8S / p, overlay)  # noqa: E731
+        text = yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [up(rel)],
+            "components": [up(c) for c in components],
+        })
+        (overlay / "kustomization.yaml").write_text(text, encoding="utf-8")
+        out = subprocess.run([KUBECTL, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
+        assert out.returncode == 0, f"{KUBECTL} kustomize of k8s/{rel} with {components} failed:\n{out.stderr}"
+        RENDERED[key] = [d for d in yaml.load_all(out.stdout, Loader=StrictLoader) if d]
+    return RENDERED[key]
+
+
+def components() -> list[str]:
+    """Every kustomize Component under k8s/ but params/ (which every layout
+    already includes), as a path relative to k8s/."""
+    out = []
+    for p in sorted(K8S.rglob("*")):
+        if p.is_file() and p.name in KUSTOMIZATION_NAMES and p.parent != K8S / "params":
+            if load_one(p).get("kind") == "Component":
+                out.append(str(p.parent.relative_to(K8S)))
+    return out
+
+
+# Each component and the layout it belongs to (the folder above components/).
+EXPECTED_COMPONENTS = {
+    "base/components/network-policy": "base",
+    "istio/components/watchdog-metrics": "istio/enforce",
+    "gateway-authz/components/alertmanager": "gateway-authz",
+    "gateway-authz/components/connectors": "gateway-authz",
+    "gateway-authz/components/ui": "gateway-authz",
+}
+
+
+@check("components: the optional components are the documented ones, and each renders on its layout")
+def _components():
+    found = set(components())
+    assert found == set(EXPECTED_COMPONENTS), f"components {sorted(found)}; update EXPECTED_COMPONENTS and k8s/README.md"
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    for c, layout in sorted(EXPECTED_COMPONENTS.items()):
+        assert c in readme, f"k8s/README.md does not mention {c}"
+        CHECKS.append((f"components: k8s/{c} on k8s/{layout} renders and validates",
+                       lambda c=c, layout=layout: _component_renders(layout, [c])))
+    everything = [c for c, layout in EXPECTED_COMPONENTS.items() if layout == "gateway-authz"]
+    CHECKS.append(("components: all of gateway-authz's together render and validate",
+                   lambda: _component_renders("gateway-authz", everything)))
+
+
+def _component_renders(layout: str, comps: list[str]):
+    docs = rendered_with(layout, comps)
+    for d in docs:
+        assert d["metadata"].get("namespace"), f"{d['kind']} {d['metadata']['name']} has no namespace"
+        part_of = d["metadata"].get("labels", {}).get("app.kubernetes.io/part-of")
+        assert part_of == "faas-mesh-auth", f"{d['kind']} {d['metadata']['name']} lacks part-of"
+        if d["kind"] in NEW_KIND_SCHEMAS:
+            errors = k8s_object_errors(d)
+            assert not errors, f"{d['kind']} {d['metadata']['name']}:\n  " + "\n  ".join(errors)
+
+
+@check("schemas: every AuthorizationPolicy, PeerAuthentication and NetworkPolicy in every layout")
+def _new_kinds_valid():
+    seen = set()
+    for rel in sorted(EXPECTED_LAYOUTS):
+        for d in rendered(rel):
+            if d["kind"] in NEW_KIND_SCHEMAS:
+                errors = k8s_object_errors(d)
+                assert not errors, f"k8s/{rel}: {d['kind']} {d['metadata']['name']}:\n  " + "\n  ".join(errors)
+                seen.add((rel, d["kind"], d["metadata"]["name"]))
+    want = {
+        ("istio/enforce", "AuthorizationPolicy", "faas-mesh-auth-watchdog-only"),
+        ("istio/audit", "AuthorizationPolicy", "faas-mesh-auth-watchdog-only"),
+        ("gateway-authz", "AuthorizationPolicy", "openfaas-gateway-ext-authz"),
+        ("gateway-authz", "AuthorizationPolicy", "openfaas-provider-pod-only"),
+        ("base", "PeerAuthentication", "ext-authz"),
+    }
+    assert want <= seen, f"missing: {sorted(want - seen)}"
+
+
+@check("schemas: the checker refuses what istiod and the API server refuse")
+def _new_kinds_negative():
+    good = obj("gateway-authz", "AuthorizationPolicy", "openfaas-provider-pod-only")
+    assert not k8s_object_errors(good)
+    bad = []
+    b = copy.deepcopy(good); b["spec"]["rules"][0]["to"][0]["operation"]["ports"] = [8081]; bad.append(b)  # noqa: E702
+    b = copy.deepcopy(good); b["spec"]["rules"][0]["to"][0]["operation"]["ports"] = ["http"]; bad.append(b)  # noqa: E702
+    b = copy.deepcopy(good); b["spec"]["provider"] = {"name": "x"}; bad.append(b)  # noqa: E702
+    b = copy.deepcopy(good); b["spec"]["rules"][0]["to"][0]["operation"]["notport"] = ["1"]; bad.append(b)  # noqa: E702
+    b = copy.deepcopy(good); b["spec"]["action"] = "REJECT"; bad.append(b)  # noqa: E702
+    b = copy.deepcopy(good); b["spec"]["selector"] = {"matchLabels": {}}; bad.append(b)  # noqa: E702
+    pa = copy.deepcopy(obj("base", "PeerAuthentication", "ext-authz"))
+    pa["spec"]["mtls"]["mode"] = "strict"
+    bad.append(pa)
+    for i, b in enumerate(bad):
+        assert k8s_object_errors(b), f"bad object {i} passed: {b['spec']}"
+
+
+# --- bypasses: what the policies let through ------------------------------
+#
+# Istio's matching, for the fields these policies use: a string matches
+# exactly, or as a prefix ("/ui/*"), a suffix ("*.x") or anything ("*");
+# within an operation or source, fields AND, values OR, not* negate; in a
+# rule, from and to AND; rules OR.
+
+
+def _istio_match(pattern: str, value: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return value == pattern
+
+
+def _fields_match(spec: dict, values: dict) -> bool:
+    for key, patterns in spec.items():
+        negate = key.startswith("not")
+        field = key[3].lower() + key[4:] if negate else key
+        hit = any(_istio_match(p, values[field]) for p in patterns)
+        if hit == negate:
+            return False
+    return True
+
+
+def matches(policy: dict, *, port: int, method: str = "GET", path: str = "/", principal: str = "") -> bool:
+    """Whether a request matches any rule of the policy (paths without the
+    query, as Istio compares them)."""
+    op_values = {"ports": str(port), "methods": method, "paths": path}
+    src_values = {"principals": principal}
+    for rule in policy["spec"]["rules"]:
+        sources = rule.get("from", [{"source": {}}])
+        operations = rule.get("to", [{"operation": {}}])
+        if any(_fields_match(f["source"], src_values) for f in sources) and any(
+            _fields_match(t["operation"], op_values) for t in operations
+        ):
+            return True
+    return False
+
+
+def selectors(policy_or_plugin: dict) -> dict:
+    return policy_or_plugin["spec"]["selector"]["matchLabels"]
+
+
+@check("bypass: function pods refuse every port but the WasmPlugin's, on the same pods, in both modes")
+def _function_ports():
+    fn = obj("function", "Deployment", "env")
+    pod_labels = fn["spec"]["template"]["metadata"]["labels"]
+    for rel in ("istio/enforce", "istio/audit"):
+        w = wasmplugin(rel)
+        p = obj(rel, "AuthorizationPolicy", "faas-mesh-auth-watchdog-only")
+        assert p["metadata"]["namespace"] == w["metadata"]["namespace"], "same root namespace as the WasmPlugin"
+        assert selectors(p) == selectors(w), f"k8s/{rel}: the policy selects {selectors(p)}, the WasmPlugin {selectors(w)}"
+        assert selectors(p).items() <= pod_labels.items()
+        assert p["spec"]["action"] == "DENY", "DENY: an ALLOW would widen the operator's own ALLOW policies"
+        (port,) = [m["number"] for m in w["spec"]["match"][0]["ports"]]
+        assert not matches(p, port=port), "the watchdog's port is refused"
+        for other in (5000, 3000, 8081, 8082, 9090, 1):
+            assert matches(p, port=other), f"port {other} is not refused"
+        annotations = p["metadata"].get("annotations", {})
+        if rel == "istio/audit":
+            assert annotations == {"istio.io/dry-run": "true"}, "audit: the policy must be a dry run"
+        else:
+            assert "istio.io/dry-run" not in annotations, "enforce: the policy must not be a dry run"
+    enforce = obj("istio/enforce", "AuthorizationPolicy", "faas-mesh-auth-watchdog-only")
+    audit = copy.deepcopy(obj("istio/audit", "AuthorizationPolicy", "faas-mesh-auth-watchdog-only"))
+    del audit["metadata"]["annotations"]
+    assert audit == enforce, "the audit overlay must change nothing but the dry-run annotation"
+    docs = rendered_with("istio/enforce", ["istio/components/watchdog-metrics"])
+    (m,) = [d for d in docs if d["kind"] == "AuthorizationPolicy"]
+    assert not matches(m, port=8081) and not matches(m, port=8080) and matches(m, port=8082)
+
+
+# Requests to the gateway pod: (port, method, path, principal) -> checked
+# by ext-authz? Before any component, and what each component changes.
+SA = "cluster.local/ns/openfaas/sa/"
+GATEWAY_CASES = [
+    ((8080, "GET", "/system/functions", ""), True),
+    ((8080, "POST", "/system/functions", ""), True),
+    ((8080, "GET", "/system%2Ffunctions", ""), True),
+    ((8080, "POST", "/system/alert", SA + "alertmanager"), True),
+    ((8080, "GET", "/ui/", ""), True),
+    ((8080, "POST", "/function/env", ""), False),
+    ((8080, "GET", "/async-function/env", ""), False),
+    ((8080, "GET", "/healthz", ""), False),
+    ((8080, "GET", "/", ""), True),
+]
+COMPONENT_CASES = {
+    "gateway-authz/components/alertmanager": [
+        ((8080, "POST", "/system/alert", SA + "alertmanager"), False),
+        ((8080, "POST", "/system/alert", SA + "default"), True),
+        ((8080, "POST", "/system/alert", ""), True),
+        ((8080, "GET", "/system/alert", SA + "alertmanager"), True),
+        ((8080, "GET", "/system/functions", SA + "alertmanager"), True),
+        ((8080, "POST", "/system/alert/", SA + "alertmanager"), True),
+    ],
+    "gateway-authz/components/connectors": [
+        ((8080, "GET", "/system/functions", SA + "cron-connector"), False),
+        ((8080, "GET", "/system/namespaces", SA + "cron-connector"), False),
+        ((8080, "POST", "/system/functions", SA + "cron-connector"), True),
+        ((8080, "DELETE", "/system/functions", SA + "cron-connector"), True),
+        ((8080, "GET", "/system/functions", SA + "default"), True),
+        ((8080, "GET", "/system/secrets", SA + "cron-connector"), True),
+        ((8080, "GET", "/system/function/env", SA + "cron-connector"), True),
+    ],
+    "gateway-authz/components/ui": [
+        ((8080, "GET", "/ui/", ""), False),
+        ((8080, "GET", "/ui/index.html", ""), False),
+        ((8080, "HEAD", "/ui/", ""), False),
+        ((8080, "POST", "/ui/", ""), True),
+        ((8080, "GET", "/system/functions", ""), True),
+    ],
+}
+
+
+def _gateway_verdicts(policy: dict, cases: list) -> list[str]:
+    wrong = []
+    for (port, method, path, principal), checked in cases:
+        got = matches(policy, port=port, method=method, path=path, principal=principal)
+        if got != checked:
+            wrong.append(f"{method} :{port}{path} from {principal or 'no principal'}: checked={got}, want {checked}")
+    return wrong
+
+
+@check("bypass: the gateway's API is checked, faas-netes' port closed, on the same pods")
+def _gateway_ports():
+    custom = obj("gateway-authz", "AuthorizationPolicy", "openfaas-gateway-ext-authz")
+    deny = obj("gateway-authz", "AuthorizationPolicy", "openfaas-provider-pod-only")
+    assert selectors(deny) == selectors(custom), f"8081 policy selects {selectors(deny)}, the CUSTOM one {selectors(custom)}"
+    assert deny["metadata"]["namespace"] == custom["metadata"]["namespace"]
+    assert deny["spec"]["action"] == "DENY" and "from" not in deny["spec"]["rules"][0], "8081: everyone outside the pod"
+    assert matches(deny, port=8081) and not matches(deny, port=8080) and not matches(deny, port=8082)
+    wrong = _gateway_verdicts(custom, GATEWAY_CASES)
+    assert not wrong, "\n".join(wrong)
+
+
+@check("bypass: each gateway component exempts only its own caller, alone and all together")
+def _gateway_components():
+    merged = []
+    for comp, cases in COMPONENT_CASES.items():
+        (custom,) = [d for d in rendered_with("gateway-authz", [comp]) if d["spec"].get("action") == "CUSTOM"]
+        # What the component does not name keeps its base verdict.
+        named = {c[0][2] for c in cases}
+        base = [c for c in GATEWAY_CASES if c[0][2] not in named]
+        wrong = _gateway_verdicts(custom, cases + base)
+        assert not wrong, f"{comp}:\n" + "\n".join(wrong)
+        merged += cases
+    (custom,) = [d for d in rendered_with("gateway-authz", list(COMPONENT_CASES)) if d["spec"].get("action") == "CUSTOM"]
+    wrong = _gateway_verdicts(custom, merged)
+    assert not wrong, "all components:\n" + "\n".join(wrong)
+
+
+@check("base: PeerAuthentication STRICT on the ext-authz pods")
+def _peer_authn():
+    pa = obj("base", "PeerAuthentication", "ext-authz")
+    dep = obj("base", "Deployment", "ext-authz")
+    assert pa["spec"]["mtls"]["mode"] == "STRICT"
+    assert selectors(pa).items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert pa["metadata"]["namespace"] == dep["metadata"]["namespace"]
+    (np,) = [d for d in rendered_with("base", ["base/components/network-policy"]) if d["kind"] == "NetworkPolicy"]
+    assert np["spec"]["podSelector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert np["metadata"]["namespace"] == dep["metadata"]["namespace"]
+    svc = obj("base", "Service", "ext-authz")
+    allowed = {p["port"] for rule in np["spec"]["ingress"] for p in rule["ports"]}
+    assert {p["port"] for p in svc["spec"]["ports"]} <= allowed, "the NetworkPolicy must let the Service's ports in"
+    wasm = wasmplugin("istio/enforce")
+    fn_peers = [f for rule in np["spec"]["ingress"] for f in rule["from"] if "namespaceSelector" in f and f["namespaceSelector"] == {}]
+    assert any(f["podSelector"]["matchLabels"] == selectors(wasm) for f in fn_peers), "function pods must reach the JWKS"
+
+
 # --- OCI packaging --------------------------------------------------------
 
 FAKE_WASM = b"\0asm\x01\0\0\0" + bytes(range(256)) * 64
