@@ -47,7 +47,7 @@ KUBECTL ?= $(VENV)/bin/kubectl
 OCI_DIR := $(CARGO_TARGET_DIR)/oci
 OCI_VARIANT ?= compat
 
-.PHONY: help toolchain setup wasm lint unit integration manifests oci test run soak bench fuzz clean
+.PHONY: help toolchain setup wasm lint unit integration manifests oci image image-test test run soak bench fuzz clean
 
 help:
 	@echo "make help         this list"
@@ -60,6 +60,9 @@ help:
 	@echo "make manifests    k8s/: YAML, CRD schemas vs examples and cases, kustomize renders; OCI packaging"
 	@echo "make test         all of the above, as CI runs it"
 	@echo "make oci          the filter as an OCI image for Istio: $(OCI_DIR)/mesh-auth-filter{,.tar}"
+	@echo "make image        ext-authz as a minimal OCI image (static musl build): $(OCI_DIR)/ext-authz{,.tar}, digest printed"
+	@echo "                  IMAGE_REPO=registry.example.com/ext-authz IMAGE_PIN=DIR: a kustomize Component pinning it by digest"
+	@echo "make image-test   make image, then run the image unpacked against the test IdP (tests/image/)"
 	@echo "make run          the whole system on 127.0.0.1 (prints the curl walkthrough; Ctrl-C stops it)"
 	@echo "make soak         the whole system under load and faults for SOAK_MINUTES (10); writes bench/SOAK.md"
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (600) from fuzz/corpus; FUZZ_TARGETS=\"verify jwks\" to choose"
@@ -141,6 +144,50 @@ manifests: $(MANIFESTS_STAMP)
 
 oci: wasm
 	$(PYTHON) $(ROOT)/tools/oci/wasm_oci.py build --wasm '$(FILTER_WASM)' --out '$(OCI_DIR)' --variant $(OCI_VARIANT)
+
+# ext-authz as a minimal OCI image, without Docker (tools/oci/image_oci.py;
+# docs/image.md): the static musl release build (LTO) in one reproducible
+# layer, its digest printed. The same commit gives the same digest:
+# SOURCE_DATE_EPOCH defaults to the commit's time, paths in the binary are
+# remapped to the Dockerfile's (/src, /cargo). ring's C needs musl-gcc
+# (Debian's musl-tools, installed as root). IMAGE_REPO=registry/name prints
+# the kustomize `images:` override for that repository at the digest;
+# IMAGE_PIN=DIR also writes it as a Component, DIR/kustomization.yaml.
+IMAGE_TARGET := x86_64-unknown-linux-musl
+EXT_AUTHZ_STATIC := $(CARGO_TARGET_DIR)/$(IMAGE_TARGET)/release/ext-authz
+IMAGE_TAG ?= $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' '$(ROOT)/Cargo.toml')
+IMAGE_REPO ?=
+IMAGE_PIN ?=
+# Once per make run, so `image` and `image-test` agree while others commit.
+ifeq ($(origin IMAGE_REVISION),undefined)
+IMAGE_REVISION := $(shell git -C '$(ROOT)' rev-parse HEAD 2>/dev/null)
+endif
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(or $(shell git -C '$(ROOT)' log -1 --format=%ct 2>/dev/null),0)
+endif
+IMAGE_RUSTFLAGS := --remap-path-prefix=$(ROOT)=/src --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
+
+image: toolchain
+	@rustup target list --installed | grep -x '$(IMAGE_TARGET)' >/dev/null \
+		|| rustup target add $(IMAGE_TARGET)
+	@command -v musl-gcc >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make image: installing musl-tools (apt-get install musl-tools)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q musl-tools >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q musl-tools >/dev/null; }; \
+		else echo "make image: musl-gcc is missing (ring's C for $(IMAGE_TARGET)): apt-get install musl-tools (as root)" >&2; exit 1; fi; }
+	@# cc-rs compiles ring's C with musl-gcc for this target when it is on PATH.
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS='$(IMAGE_RUSTFLAGS)' \
+		$(CARGO) build --release -p ext-authz --target $(IMAGE_TARGET)
+	SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' $(PYTHON) $(ROOT)/tools/oci/image_oci.py build \
+		--binary '$(EXT_AUTHZ_STATIC)' --out '$(OCI_DIR)' --tag '$(IMAGE_TAG)' --revision '$(IMAGE_REVISION)' \
+		$(if $(IMAGE_REPO),--repo '$(IMAGE_REPO)') $(if $(IMAGE_PIN),--pin '$(IMAGE_PIN)')
+
+# Not in `make test`: the musl release build takes minutes (docs/image.md).
+image-test: image $(OIDC_STAMP) $(MANIFESTS_STAMP)
+	SOURCE_DATE_EPOCH='$(SOURCE_DATE_EPOCH)' $(PYTHON) $(ROOT)/tests/image/test_image.py \
+		--layout '$(OCI_DIR)/ext-authz' --binary '$(EXT_AUTHZ_STATIC)' --tag '$(IMAGE_TAG)' --revision '$(IMAGE_REVISION)' \
+		--kubectl '$(KUBECTL)'
 
 test: setup lint manifests unit wasm integration
 
