@@ -47,7 +47,7 @@ KUBECTL ?= $(VENV)/bin/kubectl
 OCI_DIR := $(CARGO_TARGET_DIR)/oci
 OCI_VARIANT ?= compat
 
-.PHONY: help toolchain setup wasm lint unit integration manifests oci image image-test test run soak bench fuzz clean
+.PHONY: help toolchain setup wasm lint unit integration manifests monitoring oci image image-test test run soak bench fuzz clean
 
 help:
 	@echo "make help         this list"
@@ -58,6 +58,7 @@ help:
 	@echo "make unit         cargo test, all crates but the integration tests"
 	@echo "make integration  tests against real Envoy with the built filter, ext-authz, an OIDC provider"
 	@echo "make manifests    k8s/: YAML, CRD schemas vs examples and cases, kustomize renders; OCI packaging"
+	@echo "make monitoring   k8s/monitoring/ is what generate.py writes; promtool checks the alert rules and runs their unit tests"
 	@echo "make test         all of the above, as CI runs it"
 	@echo "make oci          the filter as an OCI image for Istio: $(OCI_DIR)/mesh-auth-filter{,.tar}"
 	@echo "make image        ext-authz as a minimal OCI image (static musl build): $(OCI_DIR)/ext-authz{,.tar}, digest printed"
@@ -134,13 +135,26 @@ unit: toolchain
 	$(CARGO) test --workspace --exclude mesh-auth-tests
 	$(CARGO) test -p mesh-auth-core --no-default-features --features testing
 
-integration: setup wasm
+integration: setup wasm monitoring
 	$(CARGO) build -p ext-authz
 	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' \
 		$(CARGO) test -p mesh-auth-tests
 
 manifests: $(MANIFESTS_STAMP)
 	KUBECTL='$(KUBECTL)' $(VENV)/bin/python $(ROOT)/tests/manifests/check.py
+
+# Debian's prometheus package (promtool; the integration test runs its
+# prometheus against the stack), installed as root; a clear error otherwise.
+monitoring:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make monitoring: installing prometheus (apt-get install prometheus)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; \
+		else echo "make monitoring: promtool and prometheus are not installed: apt-get install prometheus (as root)" >&2; exit 1; fi; }
+	$(PYTHON) $(ROOT)/k8s/monitoring/generate.py --check
+	promtool check rules $(ROOT)/k8s/monitoring/rules.yaml
+	promtool test rules $(ROOT)/tests/monitoring/alerts.test.yaml
 
 oci: wasm
 	$(PYTHON) $(ROOT)/tools/oci/wasm_oci.py build --wasm '$(FILTER_WASM)' --out '$(OCI_DIR)' --variant $(OCI_VARIANT)
@@ -189,7 +203,7 @@ image-test: image $(OIDC_STAMP) $(MANIFESTS_STAMP)
 		--layout '$(OCI_DIR)/ext-authz' --binary '$(EXT_AUTHZ_STATIC)' --tag '$(IMAGE_TAG)' --revision '$(IMAGE_REVISION)' \
 		--kubectl '$(KUBECTL)'
 
-test: setup lint manifests unit wasm integration
+test: setup lint manifests monitoring unit wasm integration
 
 # The whole system on 127.0.0.1 until Ctrl-C. Ports: GATEWAY_PORT=8080,
 # GATEWAY_ADMIN_PORT=9901, EXT_AUTHZ_HTTP_PORT=8081, EXT_AUTHZ_GRPC_PORT=8082,

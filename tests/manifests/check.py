@@ -399,7 +399,7 @@ def obj(rel: str, kind: str, name: str | None = None) -> dict:
 
 
 EXPECTED_LAYOUTS = {
-    "base", "examples", "function", "istio/enforce", "istio/audit", "ingress", "gateway-authz",
+    "base", "examples", "function", "istio/enforce", "istio/audit", "ingress", "gateway-authz", "monitoring",
 }
 
 
