@@ -31,6 +31,10 @@ pub const ENV_LOG: &str = "EXT_AUTHZ_LOG";
 pub const ENV_JWKS_URI: &str = "EXT_AUTHZ_JWKS_URI";
 pub const ENV_KEY_PUBLISH_DELAY: &str = "EXT_AUTHZ_KEY_PUBLISH_DELAY";
 
+/// `--key-publish-delay` when not given (also `faas-mesh-auth keys new`'s
+/// default lead time).
+pub const DEFAULT_KEY_PUBLISH_DELAY: &str = "10m";
+
 /// Where environment variables come from.
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
@@ -252,7 +256,7 @@ impl Settings {
                 "key-publish-delay",
                 ENV_KEY_PUBLISH_DELAY,
                 args.key_publish_delay,
-                "10m",
+                DEFAULT_KEY_PUBLISH_DELAY,
             )?,
             reload_interval: dur(
                 "reload-interval",
