@@ -103,6 +103,7 @@ mod condition;
 mod duration;
 mod error;
 mod eval;
+pub mod explain;
 mod index;
 mod model;
 pub mod wire;

@@ -288,6 +288,30 @@ pub fn verify_with<C: DeserializeOwned>(
     })
 }
 
+/// For explaining decisions offline, without the keys: the length, the
+/// shape and every claim check of [`verify_with`] (step 6, the same
+/// function), but no header, key or signature check. Never use it to
+/// accept a token.
+pub fn check_claims_unsigned<C: DeserializeOwned>(
+    token: &str,
+    validation: &Validation,
+    now: UnixSeconds,
+) -> Result<Claims<C>, TokenError> {
+    if token.len() > validation.max_token_bytes {
+        return Err(TokenError::TooLong {
+            len: token.len(),
+            max: validation.max_token_bytes,
+        });
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload_b64), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed("not three dot-separated segments"));
+    };
+    check_claims(decode_claims(payload_b64)?, validation, now)
+}
+
 /// The payload's claims: base64url, UTF-8, then JSON.
 fn decode_claims<C: DeserializeOwned>(payload_b64: &str) -> Result<JWTClaims<C>, TokenError> {
     let payload = URL_SAFE_NO_PAD

@@ -44,6 +44,16 @@ impl Operator {
             _ => return None,
         })
     }
+
+    /// The canonical name, as the docs write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Operator::StringEqual => "StringEqual",
+            Operator::StringEqualIgnoreCase => "StringEqualIgnoreCase",
+            Operator::StringLike => "StringLike",
+            Operator::ForAnyValueStringEqual => "ForAnyValue:StringEqual",
+        }
+    }
 }
 
 /// All requirements must hold (AND). Empty means "always true", which only
@@ -58,6 +68,9 @@ pub struct Condition {
 pub(crate) struct Requirement {
     claim: Box<str>,
     test: Test,
+    /// The operator and values as written, for explanations.
+    op: Operator,
+    written: Vec<Box<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +102,21 @@ impl Condition {
 }
 
 impl Requirement {
-    fn matches(&self, claims: &ClaimMap) -> bool {
+    /// The claim tested (`sub`, not `jwt:sub`).
+    pub(crate) fn claim(&self) -> &str {
+        &self.claim
+    }
+
+    pub(crate) fn operator(&self) -> Operator {
+        self.op
+    }
+
+    /// The values as written in the object.
+    pub(crate) fn values(&self) -> &[Box<str>] {
+        &self.written
+    }
+
+    pub(crate) fn matches(&self, claims: &ClaimMap) -> bool {
         let Some(value) = claims.get(&*self.claim) else {
             return false;
         };
@@ -232,6 +259,8 @@ fn compile_map(
         out.push(Requirement {
             claim: claim.into(),
             test,
+            op,
+            written: boxed(values),
         });
     }
 }
