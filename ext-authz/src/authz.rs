@@ -55,7 +55,7 @@ mod service;
 #[cfg(test)]
 mod fixtures;
 
-pub use check::{Denial, SUBJECT_HEADER};
+pub use check::{Allow, CheckError, Decision, Denial, SUBJECT_HEADER, Who, decide};
 pub use metrics::AuthzMetrics;
 pub use routes::{Action, Resource, RouteError};
 pub use service::{AuthzService, DrainHandle, GrpcServices, ServeError};

@@ -149,12 +149,24 @@ impl Policy for State {
     }
 
     fn allows(&self, claims: &Claims<GatewayClaims>, action: Action, resource: &Resource) -> bool {
-        let names = claims.custom.policy.as_deref().unwrap_or_default();
-        self.iam.current().allows_by_policy_names(
-            names,
-            &claims.to_claim_map(),
-            action,
-            &iam::Resource::from(resource),
-        )
+        api_token_allows(&self.iam.current(), claims, action, resource)
     }
+}
+
+/// May this verified API token perform `action` on `resource` under `iam`?
+/// Its `policy` names read again now, statement conditions against its own
+/// claims. The Check's rule; `faas-mesh-auth explain` calls it too.
+pub fn api_token_allows(
+    iam: &iam::IamConfig,
+    claims: &Claims<GatewayClaims>,
+    action: Action,
+    resource: &Resource,
+) -> bool {
+    let names = claims.custom.policy.as_deref().unwrap_or_default();
+    iam.allows_by_policy_names(
+        names,
+        &claims.to_claim_map(),
+        action,
+        &iam::Resource::from(resource),
+    )
 }

@@ -110,7 +110,7 @@ impl Denial {
 /// Every way a Check can end other than an allow: the errors of this
 /// boundary. [`respond`] maps them; only [`CheckError::NotReady`] is a fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum CheckError {
+pub enum CheckError {
     #[error(transparent)]
     Denied(#[from] Denial),
     /// The live state cannot decide yet: a fault, for `failure_mode_allow`.
@@ -120,7 +120,7 @@ pub(crate) enum CheckError {
 
 /// What an allowed request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Allow {
+pub struct Allow {
     /// Forwarded in [`SUBJECT_HEADER`].
     pub subject: Option<String>,
     /// Set as `?namespace=` on the forwarded request.
@@ -129,7 +129,7 @@ pub(crate) struct Allow {
 
 /// Who asked, from a verified token, for the audit log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Who {
+pub struct Who {
     pub sub: Option<String>,
     pub fed_iss: Option<String>,
     pub jti: Option<String>,
@@ -147,7 +147,7 @@ impl Who {
 
 /// A decision and what the audit log says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Decision {
+pub struct Decision {
     pub method: String,
     /// The request path, without its query, shortened.
     pub path: String,
@@ -180,8 +180,9 @@ impl Decision {
     }
 }
 
-/// Decide one CheckRequest.
-pub(crate) fn decide(policy: &dyn Policy, req: &CheckRequest) -> Decision {
+/// Decide one CheckRequest. Also what `faas-mesh-auth explain` runs, with
+/// a [`Policy`] that reads tokens offline.
+pub fn decide(policy: &dyn Policy, req: &CheckRequest) -> Decision {
     let http = req
         .attributes
         .as_ref()

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mesh_auth_core::Claims;
 use mesh_auth_core::claims::GatewayClaims;
-use mesh_auth_core::iam::{ClaimMap, DEFAULT_TOKEN_EXPIRY, Grants, IamConfig};
+use mesh_auth_core::iam::{ClaimMap, DEFAULT_TOKEN_EXPIRY, Grants, IamConfig, JwtIssuer};
 use mesh_auth_core::verify::TokenError;
 use serde_json::Value;
 
@@ -130,20 +131,32 @@ pub async fn verify(state: &State, token: &str, now: u64) -> Result<Subject, Sub
         .issuer(&iss)
         .ok_or_else(|| SubjectError::UntrustedIssuer(iss.clone()))?;
     let verified = state.issuers.verify(issuer, token, now).await?;
-    let sub = verified
-        .claims
+    of_idp_claims(&iam, issuer, &verified.claims)
+}
+
+/// What an IdP's token, verified against `issuer`, is worth: its claims
+/// matched against the Roles. Pure; `faas-mesh-auth explain` calls it too.
+pub fn of_idp_claims(
+    iam: &IamConfig,
+    issuer: &JwtIssuer,
+    claims: &Claims<ClaimMap>,
+) -> Result<Subject, SubjectError> {
+    let sub = claims
         .sub
         .clone()
         .filter(|s| !s.is_empty())
         .ok_or(SubjectError::NoSub)?;
-    let eval = iam.evaluate(&verified.claims.to_claim_map());
+    let eval = iam.evaluate(&claims.to_claim_map());
     if !eval.is_match() {
-        return Err(SubjectError::NoMatchingRole { sub, iss });
+        return Err(SubjectError::NoMatchingRole {
+            sub,
+            iss: issuer.iss().to_owned(),
+        });
     }
     let mut subject = Subject::new(
         format!("fed:{sub}"),
-        iss,
-        verified.claims.exp,
+        issuer.iss().to_owned(),
+        claims.exp,
         eval.grants(),
     );
     subject.roles = eval.roles().iter().map(|r| r.name().to_owned()).collect();
@@ -161,10 +174,18 @@ fn our_api_token(
     now: u64,
 ) -> Result<Subject, SubjectError> {
     let verified = state.verify_own::<ClaimMap>(token, now)?;
-    let claims = verified.claims.to_claim_map();
-    let gateway: GatewayClaims =
-        serde_json::from_value(Value::Object(verified.claims.custom.clone()))
-            .map_err(|_| SubjectError::MalformedClaims)?;
+    of_api_claims(iam, &verified.claims)
+}
+
+/// What one of our API tokens, verified, is worth now. Pure;
+/// `faas-mesh-auth explain` calls it too.
+pub fn of_api_claims(
+    iam: &IamConfig,
+    verified: &Claims<ClaimMap>,
+) -> Result<Subject, SubjectError> {
+    let claims = verified.to_claim_map();
+    let gateway: GatewayClaims = serde_json::from_value(Value::Object(verified.custom.clone()))
+        .map_err(|_| SubjectError::MalformedClaims)?;
     if gateway.function.is_some() {
         return Err(SubjectError::FunctionToken);
     }
@@ -176,9 +197,9 @@ fn our_api_token(
     if !names.iter().any(|n| iam.policy(n).is_some()) {
         return Err(SubjectError::PoliciesGone(names));
     }
-    let sub = verified.claims.sub.clone().unwrap_or_default();
+    let sub = verified.sub.clone().unwrap_or_default();
     let grants = iam.grants_for_policies(&names, &claims);
-    let mut subject = Subject::new(sub, fed_iss, verified.claims.exp, &grants);
+    let mut subject = Subject::new(sub, fed_iss, verified.exp, &grants);
     subject.token_expiry = issuer.token_expiry();
     subject.ours = true;
     Ok(subject)
