@@ -212,8 +212,11 @@ def signing_key(key_dir: Path) -> tuple[str, str]:
     ).stdout
     point = der[-65:]
     expect(point[0] == 4, "openssl gave no uncompressed P-256 point")
-    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
-    return b64(point[1:33]), b64(point[33:])
+    return b64url(point[1:33]), b64url(point[33:])
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class Proc:
