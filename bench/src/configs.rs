@@ -119,10 +119,21 @@ impl Pinned {
     /// `--concurrency 1`, warnings only (Istio's default proxy log level:
     /// the filter's info lines are dropped, as in production).
     pub async fn start(&self, what: &str, bootstrap: &SidecarBootstrap) -> Result<Envoy> {
+        self.start_workers(what, bootstrap, 1).await
+    }
+
+    /// As [`Pinned::start`], with `workers` worker threads (all on the one
+    /// core: what they cost in memory does not depend on cores).
+    pub async fn start_workers(
+        &self,
+        what: &str,
+        bootstrap: &SidecarBootstrap,
+        workers: u32,
+    ) -> Result<Envoy> {
         bootstrap
             .envoy()?
             .binary(&self.wrapper)
-            .concurrency(1)
+            .concurrency(workers)
             .log_level("warning")
             .component_log_level("")
             .start()

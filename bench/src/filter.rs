@@ -33,8 +33,8 @@ use crate::tokens::{Kind, Signer, SplitMix, function_claims, mint};
 pub use summary::Summary;
 
 pub const ISSUER: &str = "https://gateway.bench.local";
-const NAMESPACE: &str = "openfaas-fn";
-const FUNCTION: &str = "bench";
+pub(crate) const NAMESPACE: &str = "openfaas-fn";
+pub(crate) const FUNCTION: &str = "bench";
 /// Long enough for any run; the filter checks `exp`, nothing caps lifetime.
 const TOKEN_TTL: u64 = 6 * 3600;
 
@@ -74,17 +74,17 @@ struct Row {
 }
 
 /// The key, and the tokens every row draws from.
-struct Minted {
+pub(crate) struct Minted {
     signer: Signer,
-    jwks: String,
+    pub(crate) jwks: String,
     now: u64,
-    hot: String,
-    cold: Arc<Vec<String>>,
+    pub(crate) hot: String,
+    pub(crate) cold: Arc<Vec<String>>,
     flood: Arc<Vec<String>>,
 }
 
 impl Minted {
-    fn new(count: usize) -> Result<Self> {
+    pub(crate) fn new(count: usize) -> Result<Self> {
         let signer = Signer::generate()?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

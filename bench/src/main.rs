@@ -7,6 +7,8 @@
 //!   (hot token, cold tokens, audit mode, a flood of forged signatures);
 //!   wrk on the other core. Throughput, latency, and Envoy's CPU per
 //!   request from `/proc`.
+//! * Memory per worker: plain Envoy, the do-nothing filter and ours with 1,
+//!   2 and 4 workers (`BENCH_SECTIONS=memory` runs only this).
 //! * ext-authz: token exchanges against `/healthz`, the ext_authz `Check`
 //!   through Envoy against plain Envoy, 10 to 10,000 Roles, memory.
 //!
@@ -17,6 +19,7 @@ mod authz;
 mod configs;
 mod filter;
 mod load;
+mod memory;
 mod pool;
 mod procfs;
 mod report;
@@ -76,14 +79,17 @@ async fn run() -> Result<()> {
 
     let (s, w) = (&settings, &wrk);
     let filter = section(s, Section::Filter, "the sidecar section", filter::run(s, w)).await?;
+    let memory = section(s, Section::Memory, "the memory section", memory::run(s, w)).await?;
     let authz = section(s, Section::Authz, "the ext-authz section", authz::run(s, w)).await?;
     let targets = targets::table(
         filter.as_ref().map(|o| &o.summary),
+        memory.as_ref().map(|o| &o.summary),
         authz.as_ref().map(|o| &o.summary),
     );
     let tables: Vec<Table> = filter
         .into_iter()
         .flat_map(|o| o.tables)
+        .chain(memory.into_iter().flat_map(|o| o.tables))
         .chain(authz.into_iter().flat_map(|o| o.tables))
         .collect();
 

@@ -21,7 +21,8 @@ pub const AUTHZ_DURATION_ENV: &str = "BENCH_AUTHZ_DURATION";
 pub const COLD_TOKENS_ENV: &str = "BENCH_COLD_TOKENS";
 /// Distinct IdP tokens minted for the token exchange.
 pub const IDP_TOKENS_ENV: &str = "BENCH_IDP_TOKENS";
-/// `filter`, `authz` or both (comma-separated).
+/// `filter`, `memory`, `authz`, or several (comma-separated); all three
+/// when unset.
 pub const SECTIONS_ENV: &str = "BENCH_SECTIONS";
 /// The core Envoy is pinned to, and the core wrk is pinned to.
 pub const ENVOY_CPU_ENV: &str = "BENCH_ENVOY_CPU";
@@ -45,6 +46,8 @@ pub const WRK_ENV: &str = "WRK";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Filter,
+    /// Memory per Envoy worker (bench/src/memory.rs).
+    Memory,
     Authz,
 }
 
@@ -96,13 +99,16 @@ impl Settings {
             }
         };
         let sections = match get(SECTIONS_ENV) {
-            None => vec![Section::Filter, Section::Authz],
+            None => vec![Section::Filter, Section::Memory, Section::Authz],
             Some(v) => v
                 .split(',')
                 .map(|s| match s.trim() {
                     "filter" => Ok(Section::Filter),
+                    "memory" => Ok(Section::Memory),
                     "authz" | "ext-authz" => Ok(Section::Authz),
-                    other => bail!("{SECTIONS_ENV}: unknown section {other:?} (filter, authz)"),
+                    other => {
+                        bail!("{SECTIONS_ENV}: unknown section {other:?} (filter, memory, authz)")
+                    }
                 })
                 .collect::<Result<Vec<_>>>()?,
         };

@@ -2,14 +2,18 @@
 //! built to, each against this run's figures, met or missed.
 
 use crate::report::{Table, int, latency, mib, num};
-use crate::{authz, filter};
+use crate::{authz, filter, memory};
 
 fn verdict(met: bool) -> String {
     if met { "met" } else { "**missed**" }.to_owned()
 }
 
 /// The targets against this run's figures.
-pub fn table(f: Option<&filter::Summary>, a: Option<&authz::Summary>) -> Table {
+pub fn table(
+    f: Option<&filter::Summary>,
+    m: Option<&memory::Summary>,
+    a: Option<&authz::Summary>,
+) -> Table {
     let mut t = Table::new("Targets and this run", &["target", "this run", ""]);
     if let Some(f) = f {
         t.row(vec![
@@ -110,6 +114,17 @@ pub fn table(f: Option<&filter::Summary>, a: Option<&authz::Summary>) -> Table {
                 mib(f.noop_vm_rss_kib)
             ),
             verdict(f.filter_wasm_bytes <= 1_048_576),
+        ]);
+    }
+    if let Some(m) = m {
+        t.row(vec![
+            "(for sizing) memory per extra Envoy worker, beyond plain Envoy's".into(),
+            format!(
+                "ours {}; the do-nothing wasm filter {}",
+                mib(m.ours_per_worker_kib),
+                mib(m.noop_per_worker_kib)
+            ),
+            String::new(),
         ]);
     }
     if let Some(a) = a {
