@@ -67,10 +67,31 @@ OPERATORS = [
     "ForAnyValue:StringEqual", "ForAnyValue:StringEquals",
 ]
 CLAIM_KEY_RULE = "self.all(k, k.startsWith('jwt:') && size(k) > 4)"
+# The examples' placeholder (PLACEHOLDER in core/src/iam/wire.rs): refused
+# wherever a JwtIssuer or Role says whom to trust, so examples applied
+# unedited fail. Not on Policy conditions: no identity is named there, and
+# statements x operators x claims x values would exceed the CEL cost budget.
+PLACEHOLDER = "EDIT-ME"
+PLACEHOLDER_RULE = f"!self.contains('{PLACEHOLDER}')"
 
 
-def claim_map(description: str) -> dict:
-    """`jwt:<claim>` -> non-empty list of strings (values are OR'd)."""
+def no_placeholder(schema: dict) -> dict:
+    """The string schema, refusing the examples' placeholder."""
+    return {
+        **schema,
+        "x-kubernetes-validations": [
+            {
+                "rule": PLACEHOLDER_RULE,
+                "message": f"{PLACEHOLDER} is an example's placeholder: replace it with your own value",
+            }
+        ],
+    }
+
+
+def claim_map(description: str, trusts: bool = False) -> dict:
+    """`jwt:<claim>` -> non-empty list of strings (values are OR'd).
+    `trusts`: a Role's, naming whom to trust (placeholders refused)."""
+    value = {"type": "string", "maxLength": 2048}
     return {
         "type": "object",
         "description": description,
@@ -80,7 +101,7 @@ def claim_map(description: str) -> dict:
             "type": "array",
             "minItems": 1,
             "maxItems": 256,
-            "items": {"type": "string", "maxLength": 2048},
+            "items": no_placeholder(value) if trusts else value,
         },
         "x-kubernetes-validations": [
             {
@@ -91,14 +112,15 @@ def claim_map(description: str) -> dict:
     }
 
 
-def condition(description: str) -> dict:
+def condition(description: str, trusts: bool = False) -> dict:
     props = {
-        op: claim_map(f"{op}: claim -> values; the values of one claim are OR'd.")
+        op: claim_map(f"{op}: claim -> values; the values of one claim are OR'd.", trusts)
         for op in OPERATORS
     }
     props["principal"] = claim_map(
         "The principal, as the OpenFaaS docs place it inside the condition "
-        "(same as StringEqual)."
+        "(same as StringEqual).",
+        trusts,
     )
     return {
         "type": "object",
@@ -172,23 +194,23 @@ JWT_ISSUER = crd(
         "type": "object",
         "required": ["iss", "aud"],
         "properties": {
-            "iss": {
+            "iss": no_placeholder({
                 "type": "string",
                 "description": "The issuer, exactly as in the tokens' iss claim (no trailing-slash "
                 "normalisation). https://, or http:// for a loopback host.",
                 "maxLength": 2048,
                 "pattern": ISS_PATTERN,
-            },
-            "issInternal": {
+            }),
+            "issInternal": no_placeholder({
                 "type": "string",
                 "description": "Optional in-cluster base URL to fetch OIDC discovery and keys "
                 "from instead of iss (http or https).",
                 "maxLength": 2048,
                 "pattern": ISS_INTERNAL_PATTERN,
-            },
+            }),
             "aud": string_list(
                 "Accepted audiences: a subject token's aud must contain one.",
-                {"type": "string", "minLength": 1, "maxLength": 2048},
+                no_placeholder({"type": "string", "minLength": 1, "maxLength": 2048}),
                 64,
             ),
             "tokenExpiry": {
@@ -270,11 +292,13 @@ ROLE = crd(
             ),
             "principal": claim_map(
                 "Who the Role is for: claim -> values (values OR'd, claims AND'd with "
-                "each other and with the condition)."
+                "each other and with the condition).",
+                trusts=True,
             ),
             "condition": condition(
                 "Operator -> claim -> values. Operators and claims are AND'd; the values "
-                "of one claim are OR'd."
+                "of one claim are OR'd.",
+                trusts=True,
             ),
         },
     },

@@ -156,7 +156,30 @@ def schema(kind: str) -> dict:
 # structural check, so no rule goes unevaluated by the tests.
 CEL_RULES = {
     generate.CLAIM_KEY_RULE: lambda m: all(k.startswith("jwt:") and len(k) > 4 for k in m),
+    generate.PLACEHOLDER_RULE: lambda v: generate.PLACEHOLDER not in v,
 }
+
+
+@check("crds: the placeholder the CRDs refuse is the one the engine refuses")
+def _placeholder_shared():
+    src = (ROOT / "core" / "src" / "iam" / "wire.rs").read_text(encoding="utf-8")
+    m = re.search(r'pub const PLACEHOLDER: &str = "([^"]+)";', src)
+    assert m and m.group(1) == generate.PLACEHOLDER, f"wire.rs {m and m.group(1)!r} vs generate.py {generate.PLACEHOLDER!r}"
+    # Where the engine looks for it (compile.rs) is where the CRDs do.
+    for kind, paths in {
+        "JwtIssuer": ["iss", "issInternal", "aud[]"],
+        "Role": ["principal.*[]", "condition.StringEqual.*[]", "condition.principal.*[]"],
+    }.items():
+        spec = schema(kind)["properties"]["spec"]
+        for path in paths:
+            node = spec
+            for part in path.split("."):
+                name, items = part.removesuffix("[]"), part.endswith("[]")
+                node = node["additionalProperties"] if name == "*" else node["properties"][name]
+                if items:
+                    node = node["items"]
+            rules = [v["rule"] for v in node.get("x-kubernetes-validations", [])]
+            assert generate.PLACEHOLDER_RULE in rules, f"{kind} spec.{path} does not refuse the placeholder"
 
 
 @check("crds: the YAML files are what k8s/crds/generate.py writes")
@@ -297,33 +320,72 @@ def example_files() -> list[Path]:
     return sorted((K8S / "examples").glob("*.yaml"))
 
 
-@check("examples: every IAM object validates against its CRD schema")
+EDITED = Path(__file__).resolve().parent / "examples-edited.yaml"
+
+
+def edited(text: str) -> str:
+    """An example file as a user edits it: every placeholder replaced."""
+    with open(EDITED, encoding="utf-8") as f:
+        table = yaml.load(f, Loader=StrictLoader)
+    for placeholder in sorted(table, key=len, reverse=True):
+        text = text.replace(placeholder, table[placeholder])
+    return text
+
+
+@check("examples: refused as shipped, each file by its placeholders alone; valid once edited")
 def _examples_valid():
     seen = 0
+    message = generate.no_placeholder({})["x-kubernetes-validations"][0]["message"]
     for path in example_files():
+        text = path.read_text(encoding="utf-8")
+        refused = 0
         for doc in load_all(path):
             errors = validation_errors(doc)
-            assert not errors, f"{label(path, doc)}:\n  " + "\n  ".join(errors)
+            if generate.PLACEHOLDER in json.dumps(doc["spec"]) and doc["kind"] != "Policy":
+                assert errors, f"{label(path, doc)} holds a placeholder but validates"
+                assert all(message in e for e in errors), f"{label(path, doc)}: refused for more than placeholders:\n  " + "\n  ".join(errors)
+                refused += 1
+            else:
+                assert not errors, f"{label(path, doc)}:\n  " + "\n  ".join(errors)
             assert doc["metadata"].get("namespace") == "openfaas", f"{label(path, doc)}: namespace"
             seen += 1
+        assert refused, f"{path.relative_to(ROOT)}: nothing in it is refused as shipped"
+        after = [d for d in yaml.load_all(edited(text), Loader=StrictLoader) if d]
+        assert generate.PLACEHOLDER not in json.dumps(after), f"{path.name}: a placeholder {EDITED.name} does not replace"
+        for doc in after:
+            if doc:
+                errors = validation_errors(doc)
+                assert not errors, f"{path.name} edited: {doc['kind']} {doc['metadata']['name']}:\n  " + "\n  ".join(errors)
     assert seen >= 12, f"only {seen} example objects"
+    with open(EDITED, encoding="utf-8") as f:
+        assert yaml.load(f, Loader=StrictLoader)["EDIT-ME-gateway-url"] == params_issuer()
 
 
-@check("examples: the docs' kinds and issuers are all there")
+# Issuers strangers cannot own: the providers' own and the cluster's.
+REAL_ISSUERS = {"https://token.actions.githubusercontent.com", "https://kubernetes.default.svc.cluster.local"}
+
+
+@check("examples: the docs' kinds and issuers are there, and nothing names an identity a stranger could own")
 def _examples_coverage():
     docs = [d for p in example_files() for d in load_all(p)]
     kinds = {d["kind"] for d in docs}
     assert kinds == {"JwtIssuer", "Policy", "Role"}, kinds
-    iss = {d["spec"]["iss"] for d in docs if d["kind"] == "JwtIssuer"}
-    for want in (
-        "https://keycloak.example.com/realms/openfaas",
-        "https://token.actions.githubusercontent.com",
-        "https://kubernetes.default.svc.cluster.local",
-    ):
-        assert want in iss, f"no JwtIssuer for {want}"
-    assert any("auth0.com" in i for i in iss), "no Auth0 JwtIssuer"
+    issuers = [d for d in docs if d["kind"] == "JwtIssuer"]
+    iss = {d["spec"]["iss"] for d in issuers}
+    assert REAL_ISSUERS <= iss, f"no JwtIssuer for {REAL_ISSUERS - iss}"
+    assert any("keycloak" in i for i in iss) and any("auth0.com" in i for i in iss)
+    for d in issuers:
+        assert d["spec"]["iss"] in REAL_ISSUERS or generate.PLACEHOLDER in d["spec"]["iss"], d["spec"]["iss"]
+        assert all(generate.PLACEHOLDER in a for a in d["spec"]["aud"]), f"{d['metadata']['name']}: aud is hard-coded"
+    text = "".join(p.read_text(encoding="utf-8") for p in example_files())
+    for stranger in ("example-org", "example.eu.auth0.com", "gateway.example.com", "jwt:repository:", "jwt:client_id"):
+        assert stranger not in text, f"k8s/examples still mentions {stranger}"
     roles = [d for d in docs if d["kind"] == "Role"]
-    assert any("jwt:repository" in d["spec"].get("principal", {}) for d in roles)
+    gha = [r for r in roles if "https://token.actions.githubusercontent.com" in r["spec"]["condition"]["StringEqual"]["jwt:iss"]]
+    assert gha and all(
+        "jwt:repository_id" in r["spec"]["principal"] and "jwt:repository_owner_id" in r["spec"]["condition"]["StringEqual"]
+        for r in gha
+    ), "GitHub: match repository_id and repository_owner_id"
     assert any(
         any(v.startswith("system:serviceaccount:") for v in d["spec"].get("principal", {}).get("jwt:sub", []))
         for d in roles
@@ -856,18 +918,21 @@ def k8s_object_errors(doc: dict) -> list[str]:
 
 # What is rendered from an overlay of a layout and some components (a
 # folder under target/manifests, since kustomize takes relative paths only).
-def rendered_with(rel: str, components: list[str]) -> list[dict]:
-    key = f"{rel}+{','.join(components)}"
+def rendered_with(rel: str, components: list[str], namespace: str | None = None) -> list[dict]:
+    key = f"{rel}+{','.join(components)}" + (f"+{namespace}" if namespace else "")
     if key not in RENDERED:
         overlay = RENDER_DIR / "overlays" / key.replace("/", "-").replace("+", "--").replace(",", "-")
         overlay.mkdir(parents=True, exist_ok=True)
         up = lambda p: os.path.relpath(K8S / p, overlay)  # noqa: E731
-        text = yaml.safe_dump({
+        kustomization = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "resources": [up(rel)],
             "components": [up(c) for c in components],
-        })
+        }
+        if namespace:
+            kustomization["namespace"] = namespace
+        text = yaml.safe_dump(kustomization)
         (overlay / "kustomization.yaml").write_text(text, encoding="utf-8")
         out = subprocess.run([KUBECTL, "kustomize", str(overlay)], capture_output=True, text=True, check=False)
         assert out.returncode == 0, f"{KUBECTL} kustomize of k8s/{rel} with {components} failed:\n{out.stderr}"
@@ -1032,6 +1097,19 @@ def _function_ports():
     docs = rendered_with("istio/enforce", ["istio/components/watchdog-metrics"])
     (m,) = [d for d in docs if d["kind"] == "AuthorizationPolicy"]
     assert not matches(m, port=8081) and not matches(m, port=8080) and matches(m, port=8082)
+
+
+@check("canary: k8s/README.md's per-namespace overlay moves the filter and its port policy together")
+def _canary():
+    for rel in ("istio/audit", "istio/enforce"):
+        docs = rendered_with(rel, [], namespace="staging-fn")
+        assert {(d["kind"], d["metadata"]["namespace"]) for d in docs} == {
+            ("WasmPlugin", "staging-fn"), ("AuthorizationPolicy", "staging-fn"),
+        }, docs
+        (w,) = [d for d in docs if d["kind"] == "WasmPlugin"]
+        assert w["spec"] == wasmplugin(rel)["spec"], "only the namespace changes"
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    assert "namespace: staging-fn" in readme and "- ../k8s/istio/audit" in readme
 
 
 # Requests to the gateway pod: (port, method, path, principal) -> checked

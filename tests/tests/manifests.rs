@@ -1,8 +1,10 @@
 //! The Kubernetes manifests in `k8s/` against the real parts they configure:
 //!
-//! * every IAM example loads in the IAM engine, alone and as the whole
-//!   `k8s/examples` folder (which is also what the ConfigMap mounts), and in
-//!   the real ext-authz binary;
+//! * every IAM example is refused as shipped, by the IAM engine and by the
+//!   real ext-authz binary, for its placeholders alone (each error naming
+//!   the file, object and field); edited as `tests/manifests/examples-edited.yaml`
+//!   says, each loads alone and as the whole `k8s/examples` folder (which
+//!   is also what the ConfigMap mounts), and in the real ext-authz binary;
 //! * the shared accept/reject cases in `tests/manifests/cases` get the same
 //!   verdict from the engine as from the CRD schemas (`make manifests`
 //!   checks the schema side);
@@ -15,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mesh_auth_core::iam::IamConfig;
+use mesh_auth_core::iam::{IamConfig, IamErrorKind};
 use mesh_auth_tests::testing::function_claims;
 use mesh_auth_tests::{
     EchoUpstream, ExtAuthz, ExtAuthzOpts, PemKey, SidecarBootstrap, WasmFilter, get, repo_root,
@@ -73,6 +75,30 @@ fn iam_files(dir: &Path) -> Vec<(String, String)> {
     files
 }
 
+/// The examples as a user edits them: every placeholder replaced as
+/// `tests/manifests/examples-edited.yaml` says (longest first).
+fn edited_examples() -> Vec<(String, String)> {
+    let path = repo_root().join("tests/manifests/examples-edited.yaml");
+    let table: std::collections::BTreeMap<String, String> =
+        serde_yaml::from_str(&read(&path)).unwrap();
+    assert_eq!(
+        table["EDIT-ME-gateway-url"],
+        issuer(),
+        "the gateway URL is params.yaml's"
+    );
+    let mut keys: Vec<&String> = table.keys().collect();
+    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    iam_files(&k8s("examples"))
+        .into_iter()
+        .map(|(name, mut text)| {
+            for k in &keys {
+                text = text.replace(k.as_str(), &table[*k]);
+            }
+            (name, text)
+        })
+        .collect()
+}
+
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -96,8 +122,39 @@ fn now() -> u64 {
 }
 
 #[test]
-fn every_example_compiles_alone_and_the_folder_compiles_as_an_iam_dir() {
-    let files = iam_files(&k8s("examples"));
+fn every_example_is_refused_as_shipped_for_its_placeholders_alone() {
+    for (name, yaml) in iam_files(&k8s("examples")) {
+        let errors = match IamConfig::from_yaml_sources([(&name, &yaml)]) {
+            Ok(_) => {
+                panic!("k8s/examples/{name} compiles as shipped: it must be refused until edited")
+            }
+            Err(e) => e.into_vec(),
+        };
+        for e in &errors {
+            assert!(
+                matches!(e.kind(), IamErrorKind::Placeholder { .. }),
+                "k8s/examples/{name}: refused for more than a placeholder: {e}"
+            );
+            assert_eq!(e.origin(), name);
+            let object = e.object().unwrap();
+            assert!(object.kind.is_some() && object.name.is_some(), "{e}");
+            let field = e.field().unwrap();
+            assert!(field.starts_with("spec."), "{e}");
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "{name}: {} {:?}: {field}: ",
+                    object.kind.as_deref().unwrap(),
+                    object.name.as_deref().unwrap()
+                )),
+                "the message names file, object and field: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_edited_example_compiles_alone_and_the_folder_compiles_as_an_iam_dir() {
+    let files = edited_examples();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -119,8 +176,8 @@ fn every_example_compiles_alone_and_the_folder_compiles_as_an_iam_dir() {
     assert_eq!(config.namespace(), "openfaas");
     assert_eq!(config.issuers().len(), 4);
     for iss in [
-        "https://keycloak.example.com/realms/openfaas",
-        "https://example.eu.auth0.com/",
+        "https://keycloak.corp.test/realms/openfaas",
+        "https://corp.eu.auth0.test/",
         "https://token.actions.githubusercontent.com",
         "https://kubernetes.default.svc.cluster.local",
     ] {
@@ -130,7 +187,7 @@ fn every_example_compiles_alone_and_the_folder_compiles_as_an_iam_dir() {
 
 #[test]
 fn examples_grant_what_their_comments_say() {
-    let config = IamConfig::from_yaml_sources(iam_files(&k8s("examples"))).unwrap();
+    let config = IamConfig::from_yaml_sources(edited_examples()).unwrap();
     let claims = |v: Value| v.as_object().unwrap().clone();
     let perms = |c: &serde_json::Map<String, Value>| {
         config
@@ -140,24 +197,34 @@ fn examples_grant_what_their_comments_say() {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    // The GitHub Actions role: this repository's main branch only.
+    // The GitHub Actions role: this repository (by id, of this owner, by
+    // id) and its main branch only; names count for nothing.
     let gha = json!({"iss": "https://token.actions.githubusercontent.com",
-                     "repository": "example-org/example-functions", "ref": "refs/heads/main"});
+                     "repository": "someone/else", "repository_owner": "someone",
+                     "repository_id": "123456789", "repository_owner_id": "987654",
+                     "ref": "refs/heads/main"});
     let policies = config
         .evaluate(&claims(gha.clone()))
         .policy_names()
         .map(str::to_owned)
         .collect::<Vec<_>>();
     assert_eq!(policies, ["github-deployer"]);
-    let mut branch = gha.clone();
-    branch["ref"] = json!("refs/heads/feature");
-    assert!(
-        config
-            .evaluate(&claims(branch))
-            .policy_names()
-            .next()
-            .is_none()
-    );
+    for (claim, other) in [
+        ("ref", "refs/heads/feature"),
+        ("repository_id", "123456780"),
+        ("repository_owner_id", "987650"),
+    ] {
+        let mut token = gha.clone();
+        token[claim] = json!(other);
+        assert!(
+            config
+                .evaluate(&claims(token))
+                .policy_names()
+                .next()
+                .is_none(),
+            "{claim} = {other} must get nothing"
+        );
+    }
     // The service account may invoke openfaas-fn:env and nothing else.
     let sa = json!({"iss": "https://kubernetes.default.svc.cluster.local",
                     "sub": "system:serviceaccount:apps:invoker"});
@@ -165,10 +232,20 @@ fn examples_grant_what_their_comments_say() {
     let other = json!({"iss": "https://kubernetes.default.svc.cluster.local",
                        "sub": "system:serviceaccount:apps:other"});
     assert!(perms(&claims(other)).is_empty());
-    // The docs' Keycloak role.
-    let kc = json!({"iss": "https://keycloak.example.com/realms/openfaas",
+    // The docs' Keycloak role, and the machine client by azp.
+    let kc = json!({"iss": "https://keycloak.corp.test/realms/openfaas",
                     "sub": "a9e0e67a-5758-4373-a4ba-23957fa66e6b"});
     assert_eq!(perms(&claims(kc)), ["openfaas-fn:*", "dev:env"]);
+    let client = json!({"iss": "https://keycloak.corp.test/realms/openfaas",
+                        "sub": "5d1c8b6e-0000-4000-8000-000000000000", "azp": "faas-deployer"});
+    assert_eq!(perms(&claims(client)), ["openfaas-fn:*", "dev:env"]);
+    let other_client = json!({"iss": "https://keycloak.corp.test/realms/openfaas",
+                              "sub": "5d1c8b6e-0000-4000-8000-000000000000", "azp": "other",
+                              "client_id": "faas-deployer"});
+    assert!(
+        perms(&claims(other_client)).is_empty(),
+        "azp decides, not client_id"
+    );
 }
 
 /// The object a reject case is about carries the annotation
@@ -262,10 +339,34 @@ fn plugin_config(audit: bool) -> Value {
 
 async fn examples_ext_authz(key: &PemKey) -> ExtAuthz {
     let mut opts = ExtAuthzOpts::new(issuer()).key("2026-11-24.pem", key.clone());
-    for (name, yaml) in iam_files(&k8s("examples")) {
+    for (name, yaml) in edited_examples() {
         opts = opts.iam(&name, yaml);
     }
     ExtAuthz::start(opts).await.unwrap()
+}
+
+#[tokio::test]
+async fn ext_authz_refuses_to_start_with_the_unedited_examples() {
+    let key = PemKey::generate().unwrap();
+    let mut opts = ExtAuthzOpts::new(issuer()).key("2026-11-24.pem", key);
+    for (name, yaml) in iam_files(&k8s("examples")) {
+        opts = opts.iam(&name, yaml);
+    }
+    let err = match ExtAuthz::start(opts).await {
+        Ok(_) => panic!("ext-authz started with placeholders in its IAM objects"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("exit status: 64"),
+        "exit code 64 (bad config):\n{err}"
+    );
+    for named in [
+        "github-actions.yaml: JwtIssuer \"token.actions.githubusercontent.com\": spec.aud[0]: \"EDIT-ME-gateway-url\" is an example's placeholder",
+        "github-actions.yaml: Role \"github-actions-deploy\": spec.principal.jwt:repository_id[0]",
+        "keycloak.yaml: JwtIssuer \"keycloak\": spec.iss",
+    ] {
+        assert!(err.contains(named), "the log names {named:?}:\n{err}");
+    }
 }
 
 #[tokio::test]

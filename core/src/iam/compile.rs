@@ -12,7 +12,9 @@ use super::duration::parse_go_duration;
 use super::error::{IamError, IamErrorKind, IamErrors, ObjectRef, UrlProblem};
 use super::index::RoleIndex;
 use super::model::{JwtIssuer, Policy, Role, Statement};
-use super::wire::{IamObject, JwtIssuerSpec, Object, ObjectKind, PolicySpec, RoleSpec};
+use super::wire::{
+    IamObject, JwtIssuerSpec, Object, ObjectKind, PLACEHOLDER, PolicySpec, RoleSpec,
+};
 use super::{DEFAULT_IAM_NAMESPACE, DEFAULT_TOKEN_EXPIRY, IamConfig};
 
 /// Errors found so far, each tagged with its source and object.
@@ -168,6 +170,13 @@ fn compile_issuer(origin: String, object: Object<JwtIssuerSpec>, errors: &mut Er
         kind: ObjectKind::JwtIssuer,
         name: &metadata.name,
     };
+    placeholder(&at, "spec.iss", &spec.iss, errors);
+    if let Some(url) = &spec.iss_internal {
+        placeholder(&at, "spec.issInternal", url, errors);
+    }
+    for (i, aud) in spec.aud.iter().enumerate() {
+        placeholder(&at, &format!("spec.aud[{i}]"), aud, errors);
+    }
     if let Err(reason) = check_url(&spec.iss, false) {
         let value = spec.iss.clone();
         errors.field(&at, "spec.iss", IamErrorKind::InvalidUrl { value, reason });
@@ -321,6 +330,24 @@ fn compile_role(
             }
         }
     }
+    // Who the Role trusts: an example's placeholder left here is refused.
+    if let Some(principal) = &spec.principal {
+        for (claim, values) in principal {
+            for (i, v) in values.iter().enumerate() {
+                placeholder(&at, &format!("spec.principal.{claim}[{i}]"), v, errors);
+            }
+        }
+    }
+    if let Some(condition) = &spec.condition {
+        for (op, claims) in condition {
+            for (claim, values) in claims {
+                for (i, v) in values.iter().enumerate() {
+                    let field = format!("spec.condition.{op}.{claim}[{i}]");
+                    placeholder(&at, &field, v, errors);
+                }
+            }
+        }
+    }
     let condition = if spec.principal.is_none() && spec.condition.is_none() {
         errors.push(&at, Some("spec".to_owned()), IamErrorKind::MatchesEveryone);
         Condition::default()
@@ -338,6 +365,18 @@ fn compile_role(
         policy_names,
         policies,
         condition,
+    }
+}
+
+/// Refuses a value still holding the examples' [`PLACEHOLDER`] (the CRDs'
+/// CEL rule on the same fields refuses it too).
+fn placeholder(at: &At<'_>, field: &str, value: &str, errors: &mut Errors) {
+    if value.contains(PLACEHOLDER) {
+        let kind = IamErrorKind::Placeholder {
+            value: value.to_owned(),
+            placeholder: PLACEHOLDER,
+        };
+        errors.field(at, field, kind);
     }
 }
 
@@ -382,3 +421,6 @@ fn is_loopback(host: &str) -> bool {
         || host == "::1"
         || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
+
+#[cfg(test)]
+mod tests;

@@ -171,6 +171,13 @@ pub enum IamErrorKind {
     UnknownPolicy { name: String },
     #[error("a Role needs a principal or a condition: without one it would match every token")]
     MatchesEveryone,
+    #[error(
+        "{value:?} is an example's placeholder ({placeholder}): replace it with your own value"
+    )]
+    Placeholder {
+        value: String,
+        placeholder: &'static str,
+    },
 }
 
 /// Why an issuer URL was refused.

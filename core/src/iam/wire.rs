@@ -17,6 +17,12 @@ use super::error::{IamError, IamErrorKind, IamErrors, ObjectRef};
 /// The only apiVersion accepted.
 pub const API_VERSION: &str = "iam.openfaas.com/v1";
 
+/// Marks a value in the shipped examples (`k8s/examples`) that the user
+/// must replace: an issuer, an audience, a principal or a condition value
+/// of a Role holding it is refused, by the engine and by the CRDs alike, so
+/// examples applied unedited fail loudly instead of trusting a stranger.
+pub const PLACEHOLDER: &str = "EDIT-ME";
+
 /// The kinds of IAM object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
