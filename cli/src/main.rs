@@ -14,6 +14,7 @@ mod faas_config;
 mod iam_check;
 mod keys;
 mod login;
+mod oauth;
 mod token;
 
 #[derive(Parser)]
