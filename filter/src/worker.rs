@@ -269,6 +269,9 @@ impl Worker {
         if self.cfg.mode == Mode::Audit {
             self.metrics.denied(code, true);
             let path = host.request_header(":path").unwrap_or_default();
+            // Without the query: it may carry secrets (tokens, keys) that
+            // have no place in proxy logs.
+            let path = path.split(['?', '#']).next().unwrap_or_default();
             host.log(
                 LogLevel::Info,
                 &format!(

@@ -210,6 +210,25 @@ fn audit_mode_lets_denials_through_and_counts_them() {
 }
 
 #[test]
+fn audit_lines_log_the_path_without_its_query() {
+    let (h, key) = (MockHost::new(T0), TestKey::generate());
+    let mut w = local_worker(&h, &key, json!({"mode": "audit"}));
+    let path = "/report?api_key=s3cret&x=1#frag";
+    assert_eq!(send(&mut w, &h, 1, path, None), Flow::Continue);
+    let logs = h.logs.borrow();
+    let audit: Vec<&String> = logs
+        .iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.contains("audit: would deny"))
+        .collect();
+    assert_eq!(
+        audit,
+        ["faas-mesh-auth: audit: would deny \"/report\" with 401 missing_token; allowing"]
+    );
+    assert!(!logs.iter().any(|(_, m)| m.contains("s3cret")), "{logs:?}");
+}
+
+#[test]
 fn repeat_tokens_hit_the_cache_until_expiry() {
     let (h, key) = (MockHost::new(T0), TestKey::generate());
     let mut w = local_worker(&h, &key, json!({}));
