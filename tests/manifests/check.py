@@ -5,13 +5,21 @@
 * the CRDs are what k8s/crds/generate.py writes, and are structural
   schemas Kubernetes would accept (types everywhere, RE2-only patterns, CEL
   rules this file knows how to evaluate);
-* every IAM object in k8s/examples, and the accept cases in
-  tests/manifests/cases, validate against their CRD's openAPIV3Schema (as
-  JSON Schema draft 4, unknown fields refused as `kubectl apply` does by
-  default, CEL rules evaluated); each reject case's marked object does not;
-* `kubectl kustomize` renders every layout, and the rendered objects agree
-  with each other and with ext-authz and the filter (ports, names, the
-  issuer, the ext_authz settings authz.rs expects, ...);
+* the accept cases in tests/manifests/cases validate against their CRD's
+  openAPIV3Schema (as JSON Schema draft 4, unknown fields refused as
+  `kubectl apply` does by default, CEL rules evaluated); each reject
+  case's marked object does not; the examples in k8s/examples are refused
+  for their EDIT-ME placeholders alone and validate once edited as
+  examples-edited.yaml says;
+* `kubectl kustomize` renders every layout and every component, and the
+  rendered objects agree with each other and with ext-authz and the
+  filter (ports, names, the issuer, the ext_authz settings authz.rs
+  expects, ...); AuthorizationPolicy, PeerAuthentication and NetworkPolicy
+  objects validate against the fields of their APIs;
+* the bypass-closing policies select the pods the WasmPlugin and the
+  gateway's CUSTOM policy select, and a small evaluator of Istio's rule
+  matching shows which requests each gateway policy (and component) sends
+  to ext-authz;
 * tools/oci/wasm_oci.py writes a valid, reproducible layout and archive,
   and its verifier catches tampering.
 
