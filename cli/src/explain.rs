@@ -494,7 +494,7 @@ fn explain_request(
     let (decision, seen) = run_check(ctx, &presented, input);
     report.target["action"] = json!(decision.action);
     report.target["resource"] = json!(decision.resource);
-    if let Some(who) = &decision.who {
+    if let Some(who) = decision.who.as_ref().filter(|_| ours) {
         report.subject.sub = who.sub.clone();
     }
     if let Some(seen) = seen {

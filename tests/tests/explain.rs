@@ -581,7 +581,9 @@ fn iam_check_matches_ext_authz_startup() {
     )
     .unwrap();
     let good = iam("https://idp.example.com");
-    let cases: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+    // (case, files: (name, contents)); no files: no directory at all.
+    type Files = Vec<(&'static str, Vec<u8>)>;
+    let cases: Vec<(&str, Files)> = vec![
         ("bad YAML", vec![("a.yaml", b"kind: [unclosed".to_vec())]),
         (
             "unknown field",
