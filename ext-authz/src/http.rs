@@ -178,6 +178,8 @@ fn short_hash(bytes: &[u8]) -> String {
 }
 
 fn metrics(ctx: &HttpContext) -> Response<Body> {
+    let since = ctx.state.keys.current().active_since(ctx.now());
+    ctx.metrics.observe(!ctx.is_draining(), since);
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &ctx.registry).is_err() {
         return respond(

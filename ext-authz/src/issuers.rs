@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 use mesh_auth_core::iam::JwtIssuer;
 use mesh_auth_core::jwks::KeySet;
 use mesh_auth_core::verify::{TokenError, Validation, Verified, verify_with};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
@@ -149,6 +153,14 @@ impl Default for Entry {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    /// The JwtIssuer's `iss`.
+    issuer: String,
+    /// `ok` or `error`.
+    result: &'static str,
+}
+
 /// What a request does about the keys.
 enum Plan {
     Use(Arc<KeySet>),
@@ -162,6 +174,9 @@ pub struct Issuers {
     clock: Arc<dyn Monotonic>,
     /// By `iss` and where its keys come from.
     entries: Mutex<HashMap<(String, String), Arc<Entry>>>,
+    /// Key fetches by issuer and result; shared cells, registered by
+    /// [`Issuers::register_metrics`].
+    fetches: Family<FetchLabels, Counter>,
 }
 
 impl Issuers {
@@ -179,7 +194,18 @@ impl Issuers {
             settings,
             clock,
             entries: Mutex::new(HashMap::new()),
+            fetches: Family::default(),
         }
+    }
+
+    /// Count key fetches in `registry`:
+    /// `faas_mesh_auth_idp_key_fetches_total{issuer,result}`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "faas_mesh_auth_idp_key_fetches",
+            "Identity providers' key fetches (discovery and JWKS), by issuer and result",
+            self.fetches.clone(),
+        );
     }
 
     fn entry(&self, issuer: &JwtIssuer) -> Arc<Entry> {
@@ -314,8 +340,14 @@ impl Issuers {
         st.in_flight = true;
         let (fetcher, issuer, entry) = (self.fetcher.clone(), issuer.clone(), entry.clone());
         let (clock, s) = (self.clock.clone(), self.settings);
+        let fetches = self.fetches.clone();
         tokio::spawn(async move {
             let result = fetch(&fetcher, &issuer).await;
+            let labels = FetchLabels {
+                issuer: issuer.iss().to_owned(),
+                result: if result.is_ok() { "ok" } else { "error" },
+            };
+            fetches.get_or_create(&labels).inc();
             let now = clock.now();
             if let Ok(mut st) = entry.state.lock() {
                 st.in_flight = false;

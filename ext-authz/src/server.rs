@@ -17,6 +17,7 @@ use mesh_auth_core::{Clock, SystemClock};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -65,6 +66,7 @@ pub fn build(settings: &Settings) -> Result<Parts, Fatal> {
     let http_metrics = HttpMetrics::register(&mut registry);
     let authz_metrics = AuthzMetrics::register(&mut registry);
     let reloads = ReloadMetrics::register(&mut registry);
+    state.issuers.register_metrics(&mut registry);
     let http = Arc::new(HttpContext::new(state.clone(), http_metrics, registry));
     Ok(Parts {
         state,
@@ -223,9 +225,11 @@ struct ReloadLabels {
     result: &'static str,
 }
 
-/// `faas_mesh_auth_config_reloads_total{what,result}`.
+/// `faas_mesh_auth_config_reloads_total{what,result}`, and
+/// `faas_mesh_auth_iam_reload_rejected`: a rejection is counted once per
+/// change, but its state lasts until a change is applied.
 #[derive(Clone)]
-pub struct ReloadMetrics(Family<ReloadLabels, Counter>);
+pub struct ReloadMetrics(Family<ReloadLabels, Counter>, Gauge);
 
 impl ReloadMetrics {
     fn register(registry: &mut Registry) -> Self {
@@ -235,7 +239,13 @@ impl ReloadMetrics {
             "Reloads of the IAM configuration and the signing keys, by result",
             family.clone(),
         );
-        ReloadMetrics(family)
+        let rejected = Gauge::default();
+        registry.register(
+            "faas_mesh_auth_iam_reload_rejected",
+            "1 while the IAM files' last change was rejected (the last good configuration serves)",
+            rejected.clone(),
+        );
+        ReloadMetrics(family, rejected)
     }
 
     fn record(&self, done: crate::state::Reloaded) {
@@ -243,8 +253,14 @@ impl ReloadMetrics {
             self.0.get_or_create(&ReloadLabels { what, result }).inc();
         };
         match done.iam {
-            Reload::Applied => count("iam", "applied"),
-            Reload::Rejected => count("iam", "rejected"),
+            Reload::Applied => {
+                count("iam", "applied");
+                self.1.set(0);
+            }
+            Reload::Rejected => {
+                count("iam", "rejected");
+                self.1.set(1);
+            }
             Reload::Unchanged => {}
         }
         if done.keys {

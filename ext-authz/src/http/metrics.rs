@@ -22,6 +22,9 @@ pub struct HttpMetrics {
     pub exchange_seconds: Histogram,
     jwks_served: Counter,
     published_keys: Gauge,
+    /// Set when `/metrics` is rendered, from the state at that moment.
+    ready: Gauge,
+    signing_key_since: Gauge,
 }
 
 impl HttpMetrics {
@@ -33,6 +36,8 @@ impl HttpMetrics {
             ]),
             jwks_served: Counter::default(),
             published_keys: Gauge::default(),
+            ready: Gauge::default(),
+            signing_key_since: Gauge::default(),
         };
         registry.register(
             "faas_mesh_auth_token_exchanges",
@@ -54,7 +59,24 @@ impl HttpMetrics {
             "Public keys in the JWKS",
             m.published_keys.clone(),
         );
+        registry.register(
+            "faas_mesh_auth_ready",
+            "1 while /readyz answers ready, 0 while draining",
+            m.ready.clone(),
+        );
+        registry.register(
+            "faas_mesh_auth_signing_key_since_timestamp_seconds",
+            "Since when the signing key may sign (its file name's time; 0 when undated)",
+            m.signing_key_since.clone(),
+        );
         m
+    }
+
+    /// What is read at scrape time rather than counted as it happens.
+    pub fn observe(&self, ready: bool, signing_key_since: u64) {
+        self.ready.set(i64::from(ready));
+        self.signing_key_since
+            .set(i64::try_from(signing_key_since).unwrap_or(i64::MAX));
     }
 
     pub fn exchanged(&self, kind: &'static str, result: &'static str) {

@@ -179,6 +179,14 @@ impl KeyRing {
         &due.unwrap_or(&self.on_disk[0]).key
     }
 
+    /// Since when (seconds since the epoch) the key that signs at `now` may
+    /// sign: its name's time, or later when it appeared while running. 0
+    /// for an undated name present at startup. For the key-age metric.
+    pub fn active_since(&self, now: u64) -> u64 {
+        let due = self.on_disk.iter().rev().find(|s| s.signs_from <= now);
+        due.or(self.on_disk.first()).map_or(0, |s| s.signs_from)
+    }
+
     /// Every key a verifier should trust right now.
     fn published(&self, now: u64) -> impl Iterator<Item = &Arc<SigningKey>> {
         self.on_disk.iter().map(|s| &s.key).chain(

@@ -239,3 +239,23 @@ fn a_renamed_key_keeps_its_state_and_takes_the_new_time() {
     assert_eq!(ring.active(T0 + 99).kid, named("x.pem", &a).kid);
     assert_eq!(ring.active(T0 + 100).kid, named("x.pem", &b).kid);
 }
+
+#[test]
+fn the_signing_key_signs_since_its_names_time_or_the_epoch_when_undated() {
+    let (a, b) = (pem(), pem());
+    let ring = KeyRing::new(vec![named("0001.pem", &a)]).unwrap();
+    assert_eq!(ring.active_since(T0), 0);
+    let dated = format!("{}.pem", stamp(T0 + 1800));
+    let ring = ring
+        .rotate(
+            vec![named("0001.pem", &a), named(&dated, &b)],
+            T0,
+            DELAY,
+            RETIRE,
+        )
+        .unwrap();
+    assert_eq!(ring.active_since(T0 + 1799), 0);
+    assert_eq!(ring.active_since(T0 + 1800), T0 + 1800);
+    let ring = KeyRing::new(vec![named(&format!("{}.pem", stamp(T0 - 60)), &b)]).unwrap();
+    assert_eq!(ring.active_since(T0), T0 - 60);
+}
