@@ -183,30 +183,31 @@ def rate(metric: str, by: str = "", sel: str = "") -> str:
     return f"sum{grouping} (rate({metric}{sel}[{RI}]))"
 
 
-DENIED = '{__name__=~"faas_mesh_auth_denied_.+"}'
-# Envoy prints one counter per reason; the reason becomes a label before the
-# rate (a subquery: rate() drops the name).
-DENIED_BY_REASON = (
-    "sum by (reason) (rate(label_replace(" + DENIED
-    + ', "reason", "$1", "__name__", "faas_mesh_auth_denied_(.+)")[' + RI + ":]))"
-)
-WOULD_DENY_BY_REASON = (
-    'sum by (reason) (rate(label_replace({__name__=~"faas_mesh_auth_audit_would_deny_.+"}'
-    + ', "reason", "$1", "__name__", "faas_mesh_auth_audit_would_deny_(.+)")[' + RI + ":]))"
-)
+
+
+def by_reason(prefix: str, by: str) -> str:
+    """The rate of Envoy's per-reason counters `<prefix><reason>`. The
+    reason becomes a label before the rate (a subquery): rate() drops the
+    name, and the series of one pod would otherwise collide."""
+    return (
+        f'sum{f" by ({by})" if by else ""} (rate(label_replace({{__name__=~"{prefix}.+"}}, '
+        f'"reason", "$1", "__name__", "{prefix}(.+)")[{RI}:]))'
+    )
+
+
 FN = "namespace, faas_function"
 
 # (title, unit, [(expr, legend)]), laid out two to a row.
 PANELS = [
     ("Requests allowed and denied by the filter", "reqps", [
         (rate(f"{F}allowed"), "allowed"),
-        (rate(DENIED), "denied"),
+        (by_reason(F + "denied_", ""), "denied"),
         (rate(f"{F}exempt"), "exempt"),
     ]),
-    ("Denied by reason", "reqps", [(DENIED_BY_REASON, "{{reason}}")]),
+    ("Denied by reason", "reqps", [(by_reason(F + "denied_", "reason"), "{{reason}}")]),
     ("Allowed by function", "reqps", [(rate(f"{F}allowed", FN), "{{namespace}}/{{faas_function}}")]),
-    ("Denied by function", "reqps", [(rate(DENIED, FN), "{{namespace}}/{{faas_function}}")]),
-    ("Audit mode: would deny, by reason", "reqps", [(WOULD_DENY_BY_REASON, "{{reason}}")]),
+    ("Denied by function", "reqps", [(by_reason(F + "denied_", FN), "{{namespace}}/{{faas_function}}")]),
+    ("Audit mode: would deny, by reason", "reqps", [(by_reason(F + "audit_would_deny_", "reason"), "{{reason}}")]),
     ("Token cache hit ratio", "percentunit", [(
         f"{rate(F + 'cache_hit')}\n/\n({rate(F + 'cache_hit')} + {rate(F + 'cache_miss')})",
         "hit ratio",
