@@ -136,8 +136,8 @@ unit: toolchain
 	$(CARGO) test -p mesh-auth-core --no-default-features --features testing
 
 integration: setup wasm monitoring
-	$(CARGO) build -p ext-authz
-	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' \
+	$(CARGO) build -p ext-authz -p faas-mesh-auth
+	ENVOY_BIN='$(ENVOY_BIN)' FILTER_WASM='$(FILTER_WASM)' EXT_AUTHZ_BIN='$(EXT_AUTHZ_BIN)' CLI_BIN='$(CARGO_TARGET_DIR)/debug/faas-mesh-auth' \
 		$(CARGO) test -p mesh-auth-tests
 
 manifests: $(MANIFESTS_STAMP)

@@ -2,14 +2,22 @@
 // A real OpenID provider for local runs and integration tests: the certified
 // `oidc-provider` package, configured with one client-credentials client
 // that gets JWT access tokens, as a machine identity does from Keycloak,
-// Auth0 or Okta before it exchanges them at the OpenFaaS gateway.
+// Auth0 or Okta before it exchanges them at the OpenFaaS gateway; and two
+// public clients for people (`faas-mesh-auth login`): authorization code
+// with PKCE on a loopback redirect, and the device grant. People sign in on
+// oidc-provider's own development pages (any login, any password; the
+// login becomes `sub`).
 //
 //   node provider.mjs [--port 0] [--host 127.0.0.1] [--client-id openfaas-demo]
 //                     [--client-secret ...] [--audience openfaas] [--alg RS256]
-//                     [--ttl 3600]
+//                     [--ttl 3600] [--people-client-id faas-mesh-auth]
+//                     [--device-client-id faas-mesh-auth-device]
+//                     [--device-ttl 600] [--device-interval 5]
 //
 // Every flag also reads an environment variable (OIDC_PORT, OIDC_HOST,
-// OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_AUDIENCE, OIDC_ALG, OIDC_TTL).
+// OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_AUDIENCE, OIDC_ALG, OIDC_TTL,
+// OIDC_PEOPLE_CLIENT_ID, OIDC_DEVICE_CLIENT_ID, OIDC_DEVICE_TTL,
+// OIDC_DEVICE_INTERVAL).
 // Once listening it prints exactly one line to stdout:
 //
 //   issuer=http://127.0.0.1:PORT
@@ -46,6 +54,10 @@ const OPTIONS = {
   audience: { env: 'OIDC_AUDIENCE', default: 'openfaas' },
   alg: { env: 'OIDC_ALG', default: 'RS256' },
   ttl: { env: 'OIDC_TTL', default: '3600' },
+  'people-client-id': { env: 'OIDC_PEOPLE_CLIENT_ID', default: 'faas-mesh-auth' },
+  'device-client-id': { env: 'OIDC_DEVICE_CLIENT_ID', default: 'faas-mesh-auth-device' },
+  'device-ttl': { env: 'OIDC_DEVICE_TTL', default: '600' },
+  'device-interval': { env: 'OIDC_DEVICE_INTERVAL', default: '5' },
 };
 
 function settings() {
@@ -59,6 +71,13 @@ function settings() {
   }
   const port = Number(out.port);
   const ttl = Number(out.ttl);
+  for (const name of ['device-ttl', 'device-interval']) {
+    const n = Number(out[name]);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new Error(`--${name} ${out[name]}: not a positive number of seconds`);
+    }
+    out[name] = n;
+  }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`--port ${out.port}: not a port number`);
   }
@@ -68,8 +87,12 @@ function settings() {
   if (!['RS256', 'ES256'].includes(out.alg)) {
     throw new Error(`--alg ${out.alg}: use RS256 or ES256`);
   }
-  if (!out['client-id'] || !out['client-secret'] || !out.audience) {
-    throw new Error('--client-id, --client-secret and --audience must not be empty');
+  if (!out['client-id'] || !out['client-secret'] || !out.audience
+      || !out['people-client-id'] || !out['device-client-id']) {
+    throw new Error('--client-id, --client-secret, --audience, --people-client-id and --device-client-id must not be empty');
+  }
+  if (new Set([out['client-id'], out['people-client-id'], out['device-client-id']]).size !== 3) {
+    throw new Error('--client-id, --people-client-id and --device-client-id must differ');
   }
   return { ...out, port, ttl };
 }
@@ -116,14 +139,39 @@ async function main() {
         token_endpoint_auth_method: 'client_secret_post',
         id_token_signed_response_alg: s.alg,
       },
+      // A person at a terminal with a browser (RFC 8252): a public native
+      // client, PKCE, and a loopback redirect whose port may be any (a
+      // native client's loopback redirect matches on every port).
+      {
+        client_id: s['people-client-id'],
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/callback'],
+        id_token_signed_response_alg: s.alg,
+      },
+      // A person at a terminal without a browser (RFC 8628).
+      {
+        client_id: s['device-client-id'],
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['urn:ietf:params:oauth:grant-type:device_code'],
+        response_types: [],
+        redirect_uris: [],
+        id_token_signed_response_alg: s.alg,
+      },
     ],
     // `openid` is what the provider serves by default; `email` and
     // `profile` are what the docs' curl asks for. A client-credentials
     // token carries the ones its resource server accepts.
     scopes: ['openid', 'email', 'profile', 'function'],
     features: {
-      devInteractions: { enabled: false },
+      // oidc-provider's own login and consent pages: any login and any
+      // password sign in, and the login is the account's `sub`.
+      devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
       resourceIndicators: {
         enabled: true,
         // A plain `grant_type=client_credentials&scope=...` has no
@@ -144,7 +192,7 @@ async function main() {
         },
       },
     },
-    ttl: { ClientCredentials: s.ttl },
+    ttl: { ClientCredentials: s.ttl, DeviceCode: s['device-ttl'] },
   });
 
   const newProvider = () => {
@@ -157,6 +205,14 @@ async function main() {
     });
     provider.on('server_error', (_ctx, err) => {
       log(`server error: ${err.message}`);
+    });
+    // oidc-provider's device authorization answer has no `interval`, so
+    // clients poll every 5 s (RFC 8628 section 3.2); name ours.
+    provider.use(async (ctx, next) => {
+      await next();
+      if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+        ctx.body.interval = s['device-interval'];
+      }
     });
     return provider.callback();
   };
@@ -191,6 +247,7 @@ async function main() {
   process.once('SIGINT', () => stop('SIGINT'));
 
   log(`client ${s['client-id']}, audience ${s.audience}, ${s.alg} key ${keys[0].kid}, token ttl ${s.ttl}s`);
+  log(`people: client ${s['people-client-id']} (code + PKCE), client ${s['device-client-id']} (device, code ttl ${s['device-ttl']}s, interval ${s['device-interval']}s)`);
   process.stdout.write(`issuer=${issuer}\n`);
 }
 

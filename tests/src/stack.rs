@@ -278,8 +278,17 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The local provider's public clients for people (`faas-mesh-auth login`):
+/// authorization code + PKCE, and the device grant (tests/oidc's defaults).
+/// Their ID tokens carry the client as `aud`, so the JwtIssuer lists them.
+pub const PEOPLE_CLIENT_ID: &str = "faas-mesh-auth";
+pub const DEVICE_CLIENT_ID: &str = "faas-mesh-auth-device";
+/// The person the demo Role lets in (any password at the provider's page).
+pub const DEMO_PERSON: &str = "alice";
+
 /// The demo IAM objects: the docs' Policy and Role, bound to the local
-/// provider's client, plus an admin policy for the /system/ API.
+/// provider's client and to one person, plus an admin policy for the
+/// /system/ API.
 /// `iss_internal`: where ext-authz reaches the provider, if not at its `iss`.
 pub fn demo_iam(
     oidc_issuer: &str,
@@ -304,6 +313,9 @@ spec:
   iss: {oidc_issuer}
 {internal}  aud:
     - openfaas
+    # ID tokens of people who log in with `faas-mesh-auth login`.
+    - {PEOPLE_CLIENT_ID}
+    - {DEVICE_CLIENT_ID}
   tokenExpiry: {token_expiry}
 "#
             ),
@@ -358,6 +370,23 @@ spec:
     principal:
       jwt:sub:
         - {client_id}
+    StringEqual:
+      jwt:iss: ["{oidc_issuer}"]
+---
+# A person who signs in at the local provider as {DEMO_PERSON}.
+apiVersion: iam.openfaas.com/v1
+kind: Role
+metadata:
+  name: people-role
+  namespace: openfaas
+spec:
+  policy:
+  - invoke-policy
+  - read-only-policy
+  condition:
+    principal:
+      jwt:sub:
+        - {DEMO_PERSON}
     StringEqual:
       jwt:iss: ["{oidc_issuer}"]
 "#
@@ -793,8 +822,28 @@ export API_TOKEN=$(curl -sS -X POST "{gw}/oauth/token" \
 curl -i "{gw}/system/functions?namespace=openfaas-fn" -H "Authorization: Bearer $API_TOKEN"   # 200
 curl -i "{gw}/system/secrets?namespace=openfaas-fn" -H "Authorization: Bearer $API_TOKEN"     # 403
 
+# 9. Or let faas-mesh-auth log in (`cargo install --path cli`): it exchanges for an
+#    API token and writes faas-cli's config (~/.openfaas/config.yml, or $OPENFAAS_CONFIG/),
+#    so faas-cli list/describe/invoke work with no flags. Pick one way:
+export OPENFAAS_URL="{gw}"
+FAAS_MESH_AUTH_CLIENT_SECRET="$CLIENT_SECRET" \
+  faas-mesh-auth login --issuer "{idp}" --client-id "$CLIENT_ID"              # a machine
+faas-mesh-auth login --issuer "{idp}" --client-id {people}          # a person, in a browser: sign in as {person}, any password
+faas-mesh-auth login --issuer "{idp}" --client-id {device} --device # a person, no browser
+curl -i "{gw}/system/functions?namespace=openfaas-fn" -H "Authorization: Bearer $(faas-mesh-auth token --api)"  # 200
+curl -i "{gw}/function/env" -H "Authorization: Bearer $(faas-mesh-auth token --function openfaas-fn:env)"     # 200
+faas-mesh-auth token --function staging:env        # refused: invalid_target
+faas-mesh-auth logout                              # removes this gateway's entry only
+
+# 10. Why is a request allowed or denied? The enforcing engine, offline:
+faas-mesh-auth explain --iam-dir {iam} --token "$TOKEN" --function staging:env
+faas-mesh-auth explain --iam-dir {iam} --token "$TOKEN" --request "GET /system/secrets?namespace=openfaas-fn"
+
 Ctrl-C stops everything.
 "#,
+            people = PEOPLE_CLIENT_ID,
+            device = DEVICE_CLIENT_ID,
+            person = DEMO_PERSON,
             ext = self.ext_authz().http_url(),
             grpc = self.ext_authz().grpc_addr(),
             iam = self.iam_dir.display(),
