@@ -520,6 +520,17 @@ async fn explain_agrees_with_ext_authz() {
             "{method} {path}"
         );
     }
+    // The same API token as the subject of an exchange (faas-cli invoke).
+    for (function, status) in [("dev:env", 200), ("prod:env", 400)] {
+        let real = exchange(&authz, &api, Some(function)).await;
+        let (offline, report) = explain(&dir, &api, &["--function", function]);
+        assert_eq!(real.status, status, "API token for {function}: {real:?}");
+        assert_eq!(
+            (offline.status, &offline.reason),
+            (real.status, &real.reason),
+            "API token for {function}: {report:#}"
+        );
+    }
 
     // The human form of a denial names the failing condition.
     let mallory =

@@ -219,3 +219,25 @@ fn json_output_has_the_decision() {
     assert_eq!(v["decision"]["error"], "invalid_target");
     assert_eq!(v["roles"][0]["requirements"][0]["key"], "jwt:groups");
 }
+
+#[test]
+fn an_api_token_as_exchange_subject_rereads_its_policies() {
+    let d = iam_dir();
+    let api =
+        json!({"iss": GW, "aud": [GW], "sub": "fed:alice", "fed:iss": IDP, "policy": ["dev"]});
+    let r = function(args(&d, api), "dev:env");
+    assert_eq!((r.decision.status, r.decision.by), (200, "exchange"), "{r}");
+    assert_eq!(r.subject.kind, "api");
+    assert_eq!(r.policies, ["dev"]);
+    let gone =
+        json!({"iss": GW, "aud": [GW], "sub": "fed:alice", "fed:iss": IDP, "policy": ["old"]});
+    let r = function(args(&d, gone), "dev:env");
+    assert_eq!(
+        (r.decision.status, r.decision.reason),
+        (400, "policies_gone"),
+        "{r}"
+    );
+    let untrusted = json!({"iss": GW, "aud": [GW], "sub": "fed:alice", "fed:iss": "https://gone.example.com", "policy": ["dev"]});
+    let r = function(args(&d, untrusted), "dev:env");
+    assert_eq!(r.decision.reason, "issuer_no_longer_trusted", "{r}");
+}
