@@ -57,18 +57,33 @@ struct Done {
 
 impl Cli {
     fn start(home: &Path, args: &[&str]) -> Cli {
+        Cli::start_with(home, args, None)
+    }
+
+    /// `stdin`: what the CLI reads on its standard input (none: /dev/null).
+    fn start_with(home: &Path, args: &[&str], stdin: Option<String>) -> Cli {
         let mut child = Command::new(cli_bin())
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", home)
             .env("OPENFAAS_CONFIG", home.join(".openfaas"))
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                pipe.write_all(input.as_bytes()).await.unwrap();
+            });
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let err = child.stderr.take().unwrap();
         tokio::spawn(async move {
@@ -396,6 +411,39 @@ async fn use_as_faas_cli(stack: &Stack, home: &Path, expect_sub: &str) {
     .await
     .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+    // Any subject from stdin: here the same API token, piped.
+    let d = Cli::start_with(
+        home,
+        &[
+            "token",
+            "--gateway",
+            gw,
+            "--subject-token",
+            "-",
+            "--function",
+            "dev:env",
+        ],
+        Some(format!("{api}\n")),
+    )
+    .wait()
+    .await;
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let dev = stack.sidecar_url("dev:env").unwrap();
+    let r = get(
+        &dev,
+        &[("authorization", &format!("Bearer {}", d.stdout.trim()))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Attenuated to dev:env: openfaas-fn:env is refused by its sidecar.
+    let r = get(
+        &sidecar,
+        &[("authorization", &format!("Bearer {}", d.stdout.trim()))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
     let d = run(home, &["token", "--gateway", gw, "--api"]).await;
     assert_eq!((d.code, d.stdout.trim()), (0, api.as_str()), "{}", d.stderr);
     let before = std::fs::read(config_file(home)).unwrap();
