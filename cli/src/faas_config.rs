@@ -225,7 +225,8 @@ impl FaasConfig {
     }
 
     /// Write the file atomically with mode 0600, creating its folder as
-    /// faas-cli does (0700).
+    /// faas-cli does (0700). A symlinked config (dotfiles) stays a link:
+    /// the file it points to is replaced.
     pub fn save(&self) -> Result<(), ConfigError> {
         let unwritable = |source| ConfigError::Unwritable {
             path: self.path.clone(),
@@ -233,7 +234,13 @@ impl FaasConfig {
         };
         let text = serde_yaml::to_string(&Value::Mapping(self.doc.clone()))
             .map_err(|e| unwritable(std::io::Error::other(e)))?;
-        let dir = match self.path.parent() {
+        let target = match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::canonicalize(&self.path).map_err(unwritable)?
+            }
+            _ => self.path.clone(),
+        };
+        let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
         };
@@ -241,7 +248,7 @@ impl FaasConfig {
         let mut tmp = tempfile_in(&dir).map_err(unwritable)?;
         tmp.file.write_all(text.as_bytes()).map_err(unwritable)?;
         tmp.file.sync_all().map_err(unwritable)?;
-        std::fs::rename(&tmp.path, &self.path).map_err(unwritable)?;
+        std::fs::rename(&tmp.path, &target).map_err(unwritable)?;
         tmp.committed = true;
         Ok(())
     }
@@ -406,6 +413,26 @@ mod tests {
             assert_eq!(mode(&path), 0o600);
             assert_eq!(mode(path.parent().unwrap()), 0o700);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_config_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-config.yml");
+        std::fs::write(&real, "auths: []\n").unwrap();
+        let link = dir.path().join("config.yml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut c = FaasConfig::load(&link).unwrap();
+        c.set_oauth2("http://gw", "t");
+        c.save().unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(std::fs::read_to_string(&real).unwrap().contains("token: t"));
     }
 
     #[test]
