@@ -64,7 +64,7 @@ help:
 	@echo "make image        ext-authz as a minimal OCI image (static musl build): $(OCI_DIR)/ext-authz{,.tar}, digest printed"
 	@echo "                  IMAGE_REPO=registry.example.com/ext-authz IMAGE_PIN=DIR: a kustomize Component pinning it by digest"
 	@echo "make image-test   make image, then run the image unpacked against the test IdP (tests/image/)"
-	@echo "make run          the whole system on 127.0.0.1 (prints the curl walkthrough; Ctrl-C stops it)"
+	@echo "make run          the whole system on 127.0.0.1 (prints the curl and faas-mesh-auth walkthrough; Ctrl-C stops it)"
 	@echo "make soak         the whole system under load and faults for SOAK_MINUTES (10); writes bench/SOAK.md"
 	@echo "make fuzz         each libFuzzer target for FUZZ_SECONDS (600) from fuzz/corpus; FUZZ_TARGETS=\"verify jwks\" to choose"
 	@echo "make bench        the filter and ext-authz against their baselines; writes bench/results/latest.md"
@@ -238,7 +238,7 @@ soak: setup wasm
 # adds that build of the filter on the hot path, and reports this build's
 # throughput and added CPU as ratios to it, taken within the same rounds
 # (did a change move the hot path?); other knobs:
-# bench/src/settings.rs (BENCH_SECTIONS=filter|authz, ...).
+# bench/src/settings.rs (BENCH_SECTIONS=filter,memory,authz, ...).
 NOOP_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_noop_filter.wasm
 BARE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_bare_filter.wasm
 PROBE_WASM := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release/bench_probe_filter.wasm
