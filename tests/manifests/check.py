@@ -142,6 +142,34 @@ def _parse_all():
             raise AssertionError(f"{p.relative_to(ROOT)}: {e}") from None
 
 
+DOC_EXAMPLES = ROOT / "docs" / "examples"
+
+
+@check("docs/examples/: every YAML file parses; objects are named; the workflow may request an OIDC token")
+def _doc_examples():
+    files = sorted(p for p in DOC_EXAMPLES.glob("*") if p.suffix in (".yaml", ".yml"))
+    assert files, f"no YAML files in {DOC_EXAMPLES.relative_to(ROOT)}"
+    workflows = 0
+    for p in files:
+        try:
+            docs = load_all(p)
+        except yaml.YAMLError as e:
+            raise AssertionError(f"{p.relative_to(ROOT)}: {e}") from None
+        for d in docs:
+            if "jobs" in d:  # a GitHub Actions workflow
+                workflows += 1
+                assert d.get("permissions", {}).get("id-token") == "write", (
+                    f"{p.relative_to(ROOT)}: a workflow needs permissions.id-token: write"
+                )
+                for job, spec in d["jobs"].items():
+                    assert spec.get("steps"), f"{p.relative_to(ROOT)}: job {job} has no steps"
+            else:  # a Kubernetes object
+                for key in ("apiVersion", "kind"):
+                    assert d.get(key), f"{p.relative_to(ROOT)}: an object without {key}"
+                assert d.get("metadata", {}).get("name"), f"{p.relative_to(ROOT)}: a {d['kind']} without a name"
+    assert workflows, "docs/examples/ holds no GitHub Actions workflow"
+
+
 # --- CRDs -----------------------------------------------------------------
 
 CRD_FILES = {kind: K8S / "crds" / name for name, kind in [
