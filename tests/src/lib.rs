@@ -29,7 +29,9 @@ pub use client::{HttpResponse, get, request};
 pub use echo::{EchoUpstream, Echoed};
 pub use envoy::{Envoy, EnvoyBuilder, EnvoyExit};
 pub use jwks_server::{JwksRequest, JwksServer};
-pub use paths::{ENVOY_BIN_ENV, FILTER_WASM_ENV, envoy_bin, filter_wasm, repo_root};
+pub use paths::{
+    CLI_BIN_ENV, ENVOY_BIN_ENV, FILTER_WASM_ENV, cli_bin, envoy_bin, filter_wasm, repo_root,
+};
 pub use server::CLOSED_PORT;
 pub use wait::{wait_for, wait_until};
 

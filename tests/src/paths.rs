@@ -1,4 +1,4 @@
-//! Where the Envoy binary and the built filter are. Both come from the
+//! Where the Envoy binary, the built filter and the CLI are. Both come from the
 //! environment first (the Makefile sets them), then from the repository's
 //! conventional locations. A missing file is an error that says how to make
 //! it: these tests never skip.
@@ -11,6 +11,8 @@ use anyhow::{Result, bail};
 pub const ENVOY_BIN_ENV: &str = "ENVOY_BIN";
 /// Absolute path of `mesh_auth_filter.wasm`.
 pub const FILTER_WASM_ENV: &str = "FILTER_WASM";
+/// Absolute path of the `faas-mesh-auth` command.
+pub const CLI_BIN_ENV: &str = "CLI_BIN";
 
 /// The workspace root (the parent of this crate).
 pub fn repo_root() -> PathBuf {
@@ -34,6 +36,15 @@ pub fn filter_wasm() -> Result<PathBuf> {
         FILTER_WASM_ENV,
         repo_root().join("target/wasm32-wasip1/release/mesh_auth_filter.wasm"),
         "run `make wasm` to build the filter",
+    )
+}
+
+/// `$CLI_BIN`, else the debug build under `<repo>/target`.
+pub fn cli_bin() -> Result<PathBuf> {
+    existing(
+        CLI_BIN_ENV,
+        repo_root().join("target/debug/faas-mesh-auth"),
+        "run `cargo build -p faas-mesh-auth`",
     )
 }
 

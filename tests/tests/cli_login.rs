@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use mesh_auth_tests::stack::{Ports, Stack, StackOpts};
-use mesh_auth_tests::{CLOSED_PORT, form_encode, get, oidc_dir, repo_root, request};
+use mesh_auth_tests::{CLOSED_PORT, cli_bin, form_encode, get, oidc_dir, request};
 use serde_yaml::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -26,21 +26,6 @@ use tokio::sync::mpsc;
 const T: Duration = Duration::from_secs(30);
 const PEOPLE: &str = "faas-mesh-auth";
 const DEVICE: &str = "faas-mesh-auth-device";
-
-fn cli_bin() -> PathBuf {
-    let path = std::env::var_os("CLI_BIN")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || repo_root().join("target/debug/faas-mesh-auth"),
-            PathBuf::from,
-        );
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo build -p faas-mesh-auth` (or set $CLI_BIN)",
-        path.display()
-    );
-    path
-}
 
 /// The CLI as a child process, with faas-cli's config in `home`.
 struct Cli {
@@ -62,7 +47,7 @@ impl Cli {
 
     /// `stdin`: what the CLI reads on its standard input (none: /dev/null).
     fn start_with(home: &Path, args: &[&str], stdin: Option<String>) -> Cli {
-        let mut child = Command::new(cli_bin())
+        let mut child = Command::new(cli_bin().unwrap())
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -141,6 +126,22 @@ impl Cli {
 
 async fn run(home: &Path, args: &[&str]) -> Done {
     Cli::start(home, args).wait().await
+}
+
+/// `login` as the demo's machine client, with `secret`.
+async fn machine_login(home: &Path, gw: &str, idp: &str, secret: &str) -> Done {
+    let args = [
+        "login",
+        "--gateway",
+        gw,
+        "--issuer",
+        idp,
+        "--client-id",
+        "openfaas-demo",
+        "--client-secret",
+        secret,
+    ];
+    run(home, &args).await
 }
 
 /// A browser: follows redirects itself and keeps cookies by name.
@@ -873,21 +874,7 @@ async fn bad_input_gives_a_clear_error_and_changes_nothing() {
     unchanged(home.path());
 
     // A wrong machine secret: the IdP's words.
-    let d = run(
-        home.path(),
-        &[
-            "login",
-            "--gateway",
-            &gw,
-            "--issuer",
-            &idp,
-            "--client-id",
-            "openfaas-demo",
-            "--client-secret",
-            "wrong",
-        ],
-    )
-    .await;
+    let d = machine_login(home.path(), &gw, &idp, "wrong").await;
     assert_eq!(d.code, 4, "{}", d.stderr);
     assert!(
         d.stderr.contains("the IdP refused: invalid_client"),
@@ -903,21 +890,7 @@ async fn bad_input_gives_a_clear_error_and_changes_nothing() {
         ("auths: 3\n", "is not valid"),
     ] {
         std::fs::write(config_file(home.path()), bad).unwrap();
-        let d = run(
-            home.path(),
-            &[
-                "login",
-                "--gateway",
-                &gw,
-                "--issuer",
-                &idp,
-                "--client-id",
-                "openfaas-demo",
-                "--client-secret",
-                secret,
-            ],
-        )
-        .await;
+        let d = machine_login(home.path(), &gw, &idp, secret).await;
         assert_eq!(d.code, 3, "{}", d.stderr);
         assert!(
             d.stderr.contains(what) && d.stderr.contains("left as it is"),
@@ -941,21 +914,7 @@ async fn bad_input_gives_a_clear_error_and_changes_nothing() {
     }
     std::fs::remove_file(config_file(home.path())).unwrap();
     std::fs::create_dir(config_file(home.path())).unwrap();
-    let d = run(
-        home.path(),
-        &[
-            "login",
-            "--gateway",
-            &gw,
-            "--issuer",
-            &idp,
-            "--client-id",
-            "openfaas-demo",
-            "--client-secret",
-            secret,
-        ],
-    )
-    .await;
+    let d = machine_login(home.path(), &gw, &idp, secret).await;
     assert_eq!(d.code, 3, "{}", d.stderr);
     assert!(
         d.stderr.contains("cannot read faas-cli's config"),

@@ -26,29 +26,17 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use mesh_auth_tests::testing::TestKey;
 use mesh_auth_tests::{
-    ExtAuthz, ExtAuthzOpts, JwksServer, PemKey, ext_authz_bin, repo_root, wait_until,
+    ExtAuthz, ExtAuthzOpts, JwksServer, PemKey, cli_bin, ext_authz_bin, wait_until,
 };
 use serde_json::{Value, json};
 
 const GATEWAY: &str = "https://gateway.example.com";
 
-fn cli_bin() -> PathBuf {
-    let path = std::env::var_os("CLI_BIN")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || repo_root().join("target/debug/faas-mesh-auth"),
-            PathBuf::from,
-        );
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo build -p faas-mesh-auth` (or set $CLI_BIN)",
-        path.display()
-    );
-    path
-}
-
 fn cli(args: &[&str]) -> Output {
-    Command::new(cli_bin()).args(args).output().unwrap()
+    Command::new(cli_bin().unwrap())
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn now() -> u64 {
