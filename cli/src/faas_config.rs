@@ -6,10 +6,15 @@
 //! A file that cannot be read or parsed is an error and is never written:
 //! the user's other gateways are worth more than this login. Writes go to a
 //! temporary file (mode 0600) in the same folder, then rename over it.
+//! A change is made by [`FaasConfig::update`]: under a lock file beside the
+//! config, the file is read again, changed and written, so two of our
+//! processes never lose each other's entries, and a sign-in that took
+//! minutes writes onto the file as it is now, not as it was.
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_yaml::{Mapping, Value};
 
@@ -18,6 +23,9 @@ const DIR: &str = ".openfaas";
 const FILE: &str = "config.yml";
 /// faas-cli's `auth` value for a bearer token.
 pub const OAUTH2: &str = "oauth2";
+/// How long a change waits for another process's change to the file.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -38,6 +46,14 @@ pub enum ConfigError {
     Unwritable {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error(
+        "faas-cli's config {path} is being changed by another faas-mesh-auth (its lock {lock} was held for {waited:?}); left as it is: try again"
+    )]
+    Busy {
+        path: PathBuf,
+        lock: PathBuf,
+        waited: Duration,
     },
 }
 
@@ -135,6 +151,29 @@ impl FaasConfig {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Read the file again under its lock, let `change` edit it, and write
+    /// it when `change` says it changed something. Returns that answer.
+    pub fn update(
+        path: &Path,
+        change: impl FnOnce(&mut FaasConfig) -> bool,
+    ) -> Result<bool, ConfigError> {
+        Self::update_waiting(path, LOCK_WAIT, change)
+    }
+
+    fn update_waiting(
+        path: &Path,
+        wait: Duration,
+        change: impl FnOnce(&mut FaasConfig) -> bool,
+    ) -> Result<bool, ConfigError> {
+        let _lock = lock(path, wait)?;
+        let mut config = FaasConfig::load(path)?;
+        let changed = change(&mut config);
+        if changed {
+            config.save()?;
+        }
+        Ok(changed)
     }
 
     /// Every entry, checked: `auths` is a list of mappings whose
@@ -251,6 +290,50 @@ impl FaasConfig {
         std::fs::rename(&tmp.path, &target).map_err(unwritable)?;
         tmp.committed = true;
         Ok(())
+    }
+}
+
+/// An exclusive lock on `.config.yml.lock` beside the config (beside the
+/// link, for a symlinked one), held until the file is dropped. The lock
+/// file stays: removing it would let a waiter lock a file nobody else sees.
+fn lock(path: &Path, wait: Duration) -> Result<std::fs::File, ConfigError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| FILE.into(), |n| n.to_string_lossy().into_owned());
+    let lock_path = dir.join(format!(".{name}.lock"));
+    let unwritable = |source| ConfigError::Unwritable {
+        path: path.to_owned(),
+        source,
+    };
+    create_dir_private(&dir).map_err(unwritable)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let file = opts.open(&lock_path).map_err(unwritable)?;
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ConfigError::Busy {
+                    path: path.to_owned(),
+                    lock: lock_path,
+                    waited: wait,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(unwritable(e)),
+        }
     }
 }
 
@@ -446,6 +529,64 @@ mod tests {
         assert_eq!(c.remove("http://a"), 0);
         assert!(c.lookup("http://b").is_some());
         assert!(c.lookup("http://a").is_none());
+    }
+
+    #[test]
+    fn concurrent_updates_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".openfaas/config.yml");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for j in 0..5 {
+                        let gw = format!("http://gw-{i}-{j}");
+                        let changed = FaasConfig::update(&path, |c| {
+                            c.set_oauth2(&gw, "t");
+                            true
+                        })
+                        .unwrap();
+                        assert!(changed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let c = FaasConfig::load(&path).unwrap();
+        for i in 0..8 {
+            for j in 0..5 {
+                assert!(
+                    c.lookup(&format!("http://gw-{i}-{j}")).is_some(),
+                    "{i}-{j} lost"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_held_lock_is_an_error_that_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, "auths: []\n").unwrap();
+        let held = lock(&path, Duration::ZERO).unwrap();
+        let e = FaasConfig::update_waiting(&path, Duration::from_millis(50), |c| {
+            c.set_oauth2("http://a", "1");
+            true
+        })
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Busy { .. }), "{e}");
+        assert!(e.to_string().contains("try again"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "auths: []\n");
+        drop(held);
+        assert!(
+            FaasConfig::update(&path, |c| {
+                c.set_oauth2("http://a", "1");
+                true
+            })
+            .unwrap()
+        );
     }
 
     #[test]

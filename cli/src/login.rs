@@ -109,7 +109,7 @@ pub fn load_config() -> Result<FaasConfig, CliError> {
 
 fn login(args: &LoginArgs) -> Result<(), CliError> {
     let gateway = args.gateway.normalized()?;
-    let mut config = load_config()?;
+    let config = load_config()?;
     let http = Http::default();
     let endpoints = oauth::discover(&http, &args.issuer)?;
 
@@ -158,8 +158,11 @@ fn login(args: &LoginArgs) -> Result<(), CliError> {
     };
 
     let api = oauth::exchange(&http, &gateway, &subject, kind, None)?;
-    config.set_oauth2(&gateway, &api.access_token);
-    config.save()?;
+    // The file as it is now: the sign-in may have taken minutes.
+    FaasConfig::update(config.path(), |c| {
+        c.set_oauth2(&gateway, &api.access_token);
+        true
+    })?;
     print_identity(&gateway, &api.access_token, api.expires_in, config.path());
     Ok(())
 }
@@ -196,15 +199,14 @@ fn print_identity(gateway: &str, token: &str, expires_in: Option<u64>, path: &Pa
 
 fn logout(args: &LogoutArgs) -> Result<(), CliError> {
     let gateway = args.gateway.normalized()?;
-    let mut config = load_config()?;
-    if config.remove(&gateway) == 0 {
+    let config = load_config()?;
+    if !FaasConfig::update(config.path(), |c| c.remove(&gateway) > 0)? {
         eprintln!(
             "Not logged in to {gateway}: {} has no entry for it; nothing changed.",
             config.path().display()
         );
         return Ok(());
     }
-    config.save()?;
     println!(
         "Logged out of {gateway}: its entry is gone from {}.",
         config.path().display()
